@@ -1,0 +1,173 @@
+/* api.h — what every handler of billing-api sees (prefix api_).
+ *
+ * DESIGN — A request is copied out of evhttp on its event-loop thread into an
+ * api_req (method, path, path parameters, query, headers we use, body, parsed
+ * JSON) and then handed either to its handler right there (routes flagged
+ * RT_INLINE: no database, never blocking) or to a database thread that owns
+ * one PostgreSQL connection and one Redis connection.  Handlers never touch
+ * evhttp: they fill the reply fields through api_json / api_err / ..., and the
+ * loop thread that owns the connection sends exactly one reply.  If the client
+ * has gone away meanwhile, the reply is dropped and the request freed.
+ *
+ * The route table (routes.c) is the single place where authentication, roles,
+ * API-key scopes, body limits and the organization requirement are declared;
+ * server.c enforces them before a handler runs, so a handler may assume its
+ * caller is allowed and r->who.org_id is the organization to act on.
+ */
+#ifndef ML_API_H
+#define ML_API_H
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "buf.h"
+#include "cfg.h"
+#include "db.h"
+#include "jx.h"
+#include "rds.h"
+
+/* roles (bits) */
+enum {
+    ROLE_ADMIN = 1 << 0,    /* platform staff: every organization */
+    ROLE_OWNER = 1 << 1,
+    ROLE_FINANCE = 1 << 2,
+    ROLE_APPROVER = 1 << 3,
+    ROLE_VIEWER = 1 << 4,
+};
+#define ROLES_ALL (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE | ROLE_APPROVER | ROLE_VIEWER)
+#define ROLES_WRITE_CATALOG (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE)
+#define ROLES_OWNER (ROLE_ADMIN | ROLE_OWNER)
+
+/* API-key scopes (bits) */
+enum { SCOPE_READ = 1 << 0, SCOPE_USAGE_WRITE = 1 << 1 };
+
+/* route flags */
+enum {
+    RT_INLINE = 1 << 0,    /* runs on the loop thread: no DB, no blocking */
+    RT_JSON = 1 << 1,      /* body must be a JSON object (415 / 400 otherwise) */
+    RT_ORG = 1 << 2,       /* acts on one organization: admins must give ?org=<slug> */
+    RT_ALL_ORGS = 1 << 3,  /* with RT_ORG: an admin without ?org sees all (org_id 0) */
+    RT_PUBLIC = 1 << 4,    /* no authentication */
+};
+
+typedef struct api_req api_req;
+typedef void (*api_handler)(api_req *r);
+
+typedef struct api_route {
+    const char *method;
+    const char *pattern;   /* "/v1/customers/{id}"; "{*}" matches the rest */
+    api_handler fn;
+    unsigned roles;        /* who may call it (session users); ignored with RT_PUBLIC */
+    unsigned scopes;       /* API-key scope that allows it; 0 = sessions only */
+    long long max_body;    /* bytes; 0 = no body; -1 = BILLING_MAX_BODY */
+    unsigned flags;
+    const char *name;      /* label in logs and /metrics */
+} api_route;
+
+extern const api_route api_routes[];
+extern const size_t api_nroutes;
+
+enum { WHO_NONE = 0, WHO_SESSION, WHO_APIKEY };
+
+typedef struct api_who {
+    int kind;
+    unsigned role;          /* ROLE_* of the user; 0 for API keys */
+    unsigned scopes;        /* SCOPE_* of an API key */
+    long long org_id;       /* organization acted on; 0 = all (admin listing) */
+    char org_slug[64];
+    char user_id[40];       /* user or API key id */
+    char token_hash[65];
+    bool via_cookie;
+} api_who;
+
+typedef struct api_server api_server;
+typedef struct api_loop api_loop;
+
+#define API_MAX_PARAMS 4
+#define API_MAX_HEADERS 8
+
+struct api_req {
+    /* ---- filled on the loop thread, read-only afterwards ---- */
+    api_loop *loop;
+    api_server *srv;
+    const cfg *cfg;
+    struct evhttp_request *ev;   /* loop thread only; NULL once the client left */
+    atomic_bool gone;            /* the client closed the connection */
+    const api_route *route;
+    int route_idx;
+    char method[8];
+    char *path;                  /* raw path without query */
+    char *pv[API_MAX_PARAMS];    /* decoded path parameters */
+    int npv;
+    char *query;                 /* raw query string or NULL */
+    char *body;
+    size_t body_len;
+    json_t *json;
+    char request_id[65];
+    char *h_authorization, *h_cookie, *h_origin, *h_host, *h_sec_fetch_site, *h_user_agent,
+        *h_content_type, *h_referer, *h_accept;
+    char peer[64];
+    int64_t t0_us;
+    /* ---- database thread ---- */
+    db *db;
+    rds *redis;
+    api_who who;
+    /* ---- reply ---- */
+    int status;
+    buf out;
+    const char *ctype;
+    char *hk[API_MAX_HEADERS], *hv[API_MAX_HEADERS];
+    int nh;
+    api_req *next;               /* queue link */
+};
+
+/* ---- replies (exactly one per request; a later call replaces an earlier) ---- */
+void api_json(api_req *r, int status, json_t *body);          /* steals body */
+void api_raw(api_req *r, int status, const char *ctype, const void *p, size_t n);
+void api_no_content(api_req *r);
+void api_err(api_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* 422 validation_failed with details from e. */
+void api_invalid(api_req *r, const jx_errs *e);
+/* 422 with one {field, message}. */
+void api_invalid1(api_req *r, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* 503 when the connection was lost, else 500 (logged with the request id). */
+void api_db_fail(api_req *r, const db_err *e);
+void api_header(api_req *r, const char *k, const char *v);
+
+/* ---- request accessors ---- */
+/* Decoded query parameter or NULL (first occurrence). Caller frees. */
+char *api_query_dup(const api_req *r, const char *key);
+/* Reads ?limit= (1..1000, default 50) and ?cursor=; 0 ok, -1 replied 400. */
+int api_page_params(api_req *r, int *limit, char **cursor);
+/* {"data": rows, "next_cursor": next|null} — steals rows. */
+void api_page_reply(api_req *r, json_t *rows, const char *next_cursor);
+/* Cookie value by name (malloc'd) or NULL. */
+char *api_cookie_dup(const api_req *r, const char *name);
+const char *api_role_name(unsigned role);
+unsigned api_role_parse(const char *name);   /* 0 if unknown */
+
+/* ---- server ---- */
+typedef struct api_health {
+    atomic_bool pg_ok, redis_ok;
+} api_health;
+const api_health *api_server_health(const api_server *s);
+int  api_server_db_busy(const api_server *s);
+int  api_server_db_threads(const api_server *s);
+
+/* auth.c: resolves r->who from the Authorization header or cookie and checks
+ * the route's roles/scopes/org/CSRF rules.  Returns 0 to go on, -1 when it has
+ * replied (401/403/400/503). */
+int api_authorize(api_req *r);
+
+/* metrics.c */
+void api_metrics_observe(int route_idx, int status, int64_t dur_us);
+void api_metrics_render(buf *b, const api_server *s);
+int  api_metrics_init(size_t nroutes);
+
+/* base64url cursors */
+char *api_cursor_encode(const char *s);       /* malloc'd */
+char *api_cursor_decode(const char *c);       /* malloc'd or NULL if invalid */
+
+#endif

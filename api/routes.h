@@ -1,0 +1,43 @@
+/* routes.h — handler functions named in the route table (routes.c). */
+#ifndef ML_ROUTES_H
+#define ML_ROUTES_H
+#include "api.h"
+#include "repo.h"
+
+/* ops (routes_ops.c) */
+void h_healthz(api_req *r);
+void h_readyz(api_req *r);
+void h_metrics_prom(api_req *r);
+void h_openapi(api_req *r);
+void h_ui(api_req *r);
+
+/* accounts (routes_auth.c) */
+void h_signup(api_req *r);
+void h_login(api_req *r);
+void h_logout(api_req *r);
+void h_me(api_req *r);
+void h_users_create(api_req *r);
+void h_users_list(api_req *r);
+void h_keys_create(api_req *r);
+void h_keys_list(api_req *r);
+void h_keys_delete(api_req *r);
+void h_orgs_list(api_req *r);
+
+/* catalog (routes_catalog.c) */
+void h_customers_create(api_req *r);
+void h_customers_list(api_req *r);
+void h_customers_get(api_req *r);
+void h_customers_update(api_req *r);
+void h_metrics_create(api_req *r);
+void h_metrics_list(api_req *r);
+void h_metrics_get(api_req *r);
+void h_plans_create(api_req *r);
+void h_plans_list(api_req *r);
+void h_plans_get(api_req *r);
+
+/* shared helpers (routes_auth.c) */
+bool api_valid_email(const char *s);
+/* Maps a repository result code to the API reply (404/409/422/500/503). */
+void api_reply_repo(api_req *r, int rc, const db_err *e, const repo_field *f, const char *what);
+
+#endif

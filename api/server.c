@@ -1,0 +1,751 @@
+/* server.c — the HTTP server: event-loop threads, database threads, replies.
+ *
+ * DESIGN — One listening socket, dup'ed into BILLING_API_THREADS event loops
+ * (one event_base + evhttp each; the kernel wakes one accept at a time).  A
+ * loop thread parses a request into an api_req (api.h), matches the route
+ * table, enforces body size and content type, parses JSON, then either runs
+ * an RT_INLINE handler on the spot or pushes the request onto the database
+ * queue.  BILLING_DB_THREADS database threads each own one PostgreSQL and one
+ * Redis connection; they authorize, run the handler and push the finished
+ * request onto its loop's completion list, waking the loop with event_active
+ * (libevent is built thread-aware: evthread_use_pthreads).  The loop sends the
+ * reply.  Nothing in a loop thread waits on PostgreSQL.
+ *
+ * A client may close its connection while its request waits: the connection's
+ * close callback (loop thread) marks the request gone and forgets the evhttp
+ * request, which libevent frees right after; the completion path then drops
+ * the reply.  The close callback is cleared before a reply is sent, because
+ * the connection may carry later keep-alive requests.
+ *
+ * Health: a health thread checks PostgreSQL and Redis every 500 ms with its
+ * own connections; /readyz reads the result without blocking.
+ *
+ * Shutdown (SIGTERM/SIGINT, caught by sigwait in the main thread): stop
+ * accepting, wait until every in-flight request has been answered (bounded by
+ * BILLING_SHUTDOWN_GRACE_S), give the loops a moment to flush the last
+ * replies, then stop the loops and threads.  (libevent 2.1 has no reliable
+ * "reply fully written" signal: on_complete and the close callback can both
+ * fire or neither, so the counter drops when a reply is handed to evhttp.)
+ */
+#include "fmacros.h"
+#include "api.h"
+#include "server.h"
+#include "log.h"
+#include "rnd.h"
+#include "ts.h"
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct api_loop {
+    api_server *srv;
+    pthread_t th;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct event *done_ev;   /* activated by database threads */
+    struct event *stop_ev;   /* activated by main: stop accepting */
+    pthread_mutex_t mu;
+    api_req *done_head, *done_tail;
+};
+
+struct api_server {
+    const cfg *cfg;
+    int lfd;
+    int nloops;
+    api_loop *loops;
+    int ndb;
+    pthread_t *dbth;
+    pthread_mutex_t qmu;
+    pthread_cond_t qcv;
+    api_req *qhead, *qtail;
+    bool qstop;
+    atomic_int inflight;
+    atomic_int db_busy;
+    atomic_bool stopping;
+    api_health health;
+    pthread_t health_th;
+    pthread_mutex_t hmu;
+    pthread_cond_t hcv;
+    bool hstop;
+};
+
+const api_health *api_server_health(const api_server *s) { return &s->health; }
+int api_server_db_busy(const api_server *s) { return atomic_load(&s->db_busy); }
+int api_server_db_threads(const api_server *s) { return s->ndb; }
+
+/* ------------------------------------------------------------------------ */
+/* request life cycle                                                        */
+
+static void req_free(api_req *r) {
+    if (!r) return;
+    free(r->path);
+    for (int i = 0; i < r->npv; i++) free(r->pv[i]);
+    free(r->query);
+    free(r->body);
+    json_decref(r->json);
+    free(r->h_authorization);
+    free(r->h_cookie);
+    free(r->h_origin);
+    free(r->h_host);
+    free(r->h_sec_fetch_site);
+    free(r->h_user_agent);
+    free(r->h_content_type);
+    free(r->h_referer);
+    free(r->h_accept);
+    for (int i = 0; i < r->nh; i++) {
+        free(r->hk[i]);
+        free(r->hv[i]);
+    }
+    buf_free(&r->out);
+    free(r);
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
+    ML_UNUSED(evcon);
+    api_req *r = arg;
+    r->ev = NULL;   /* libevent frees it right after this callback */
+    atomic_store(&r->gone, true);
+}
+
+static void log_request(const api_req *r, int64_t dur_us, bool sent) {
+    LOG_KV(r->status >= 500 ? LOG_ERROR : LOG_INFO, "request",
+           LF_S("request_id", r->request_id), LF_S("method", r->method),
+           LF_S("path", r->path ? r->path : ""),
+           LF_S("route", r->route ? r->route->name : "unmatched"), LF_I("status", r->status),
+           LF_I("dur_us", dur_us), LF_S("peer", r->peer),
+           LF_I("org_id", r->who.org_id),
+           LF_S("client", sent ? "ok" : "gone"));
+}
+
+/* Sends r's reply on the loop thread and frees r. */
+static void finish(api_req *r) {
+    api_server *s = r->srv;
+    if (r->status == 0) api_err(r, 500, "internal", "handler produced no reply");
+    int64_t dur = ts_now() - r->t0_us;
+    api_metrics_observe(r->route_idx, r->status, dur);
+    bool sent = false;
+    if (r->ev) {
+        struct evhttp_request *ev = r->ev;
+        struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+        if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
+        struct evkeyvalq *oh = evhttp_request_get_output_headers(ev);
+        evhttp_add_header(oh, "X-Request-Id", r->request_id);
+        evhttp_add_header(oh, "Content-Type", r->ctype ? r->ctype : "application/json");
+        evhttp_add_header(oh, "Cache-Control", "no-store");
+        evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
+        for (int i = 0; i < r->nh; i++) evhttp_add_header(oh, r->hk[i], r->hv[i]);
+        if (atomic_load(&s->stopping)) evhttp_add_header(oh, "Connection", "close");
+        struct evbuffer *b = evbuffer_new();
+        if (b && r->out.len && evbuffer_add(b, r->out.p, r->out.len) != 0) {
+            evbuffer_free(b);
+            b = NULL;
+        }
+        if (b) {
+            evhttp_send_reply(ev, r->status, NULL, b);
+            evbuffer_free(b);
+        } else {
+            evhttp_send_error(ev, 500, "out of memory");
+        }
+        sent = true;
+    }
+    atomic_fetch_sub(&s->inflight, 1);
+    log_request(r, dur, sent);
+    req_free(r);
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg) {
+    ML_UNUSED(fd);
+    ML_UNUSED(what);
+    api_loop *l = arg;
+    pthread_mutex_lock(&l->mu);
+    api_req *r = l->done_head;
+    l->done_head = l->done_tail = NULL;
+    pthread_mutex_unlock(&l->mu);
+    while (r) {
+        api_req *n = r->next;
+        finish(r);
+        r = n;
+    }
+}
+
+/* Database thread → loop thread. */
+static void complete(api_req *r) {
+    api_loop *l = r->loop;
+    r->next = NULL;
+    pthread_mutex_lock(&l->mu);
+    if (l->done_tail) l->done_tail->next = r;
+    else l->done_head = r;
+    l->done_tail = r;
+    pthread_mutex_unlock(&l->mu);
+    event_active(l->done_ev, 0, 0);
+}
+
+/* ------------------------------------------------------------------------ */
+/* database threads                                                          */
+
+typedef struct db_thread {
+    api_server *s;
+    int idx;
+} db_thread;
+
+static void run_handler(api_req *r) {
+    if (!(r->route->flags & RT_PUBLIC) && api_authorize(r) != 0) return;
+    r->route->fn(r);
+}
+
+static void *db_main(void *arg) {
+    db_thread *t = arg;
+    api_server *s = t->s;
+    free(t);
+    char err[256];
+    db *d = db_open(s->cfg->database_url);
+    rds *rd = rds_open(s->cfg->redis_url, 2000, err, sizeof err);
+    for (;;) {
+        pthread_mutex_lock(&s->qmu);
+        while (!s->qhead && !s->qstop) pthread_cond_wait(&s->qcv, &s->qmu);
+        api_req *r = s->qhead;
+        if (r) {
+            s->qhead = r->next;
+            if (!s->qhead) s->qtail = NULL;
+        }
+        pthread_mutex_unlock(&s->qmu);
+        if (!r) break; /* stopping and queue drained */
+        atomic_fetch_add(&s->db_busy, 1);
+        if (atomic_load(&r->gone)) {
+            r->status = 499; /* client closed request: skip the work */
+        } else if (!d || !rd) {
+            api_err(r, 503, "unavailable", "server out of resources");
+        } else {
+            r->db = d;
+            r->redis = rd;
+            run_handler(r);
+            r->db = NULL;
+            r->redis = NULL;
+        }
+        atomic_fetch_sub(&s->db_busy, 1);
+        complete(r);
+    }
+    db_close(d);
+    rds_close(rd);
+    return NULL;
+}
+
+static void enqueue_db(api_server *s, api_req *r) {
+    r->next = NULL;
+    pthread_mutex_lock(&s->qmu);
+    if (s->qtail) s->qtail->next = r;
+    else s->qhead = r;
+    s->qtail = r;
+    pthread_cond_signal(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* health thread                                                             */
+
+static void *health_main(void *arg) {
+    api_server *s = arg;
+    char err[256];
+    db *d = db_open(s->cfg->database_url);
+    rds *rd = rds_open(s->cfg->redis_url, 1000, err, sizeof err);
+    pthread_mutex_lock(&s->hmu);
+    while (!s->hstop) {
+        pthread_mutex_unlock(&s->hmu);
+        bool pg = false, rs = false;
+        if (d) {
+            db_err e;
+            PGresult *res = DB_EXEC0(d, &e, "SELECT 1");
+            pg = res != NULL;
+            PQclear(res);
+        }
+        if (rd) rs = rds_ping(rd);
+        if (pg != atomic_load(&s->health.pg_ok))
+            LOG_KV(pg ? LOG_INFO : LOG_WARN, "postgres health", LF_S("state", pg ? "up" : "down"));
+        if (rs != atomic_load(&s->health.redis_ok))
+            LOG_KV(rs ? LOG_INFO : LOG_WARN, "redis health", LF_S("state", rs ? "up" : "down"));
+        atomic_store(&s->health.pg_ok, pg);
+        atomic_store(&s->health.redis_ok, rs);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&s->hmu);
+        if (!s->hstop) pthread_cond_timedwait(&s->hcv, &s->hmu, &ts);
+    }
+    pthread_mutex_unlock(&s->hmu);
+    db_close(d);
+    rds_close(rd);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* routing                                                                   */
+
+static char *hdup(struct evkeyvalq *h, const char *k) {
+    const char *v = evhttp_find_header(h, k);
+    return v ? strdup(v) : NULL;
+}
+
+/* Matches path against pattern; fills r->pv with decoded parameters.  A
+ * parameter never matches an empty segment. */
+static bool match_path(const char *pattern, const char *path, api_req *r) {
+    const char *p = pattern, *q = path;
+    int n = 0;
+    char *pv[API_MAX_PARAMS];
+    while (*p) {
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            bool rest = close && close - p == 2 && p[1] == '*';
+            size_t seg = rest ? strlen(q) : strcspn(q, "/");
+            if ((!rest && seg == 0) || n == API_MAX_PARAMS) goto fail;
+            char *raw = strndup(q, seg);
+            char *dec = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
+            free(raw);
+            if (!dec) goto fail;
+            pv[n++] = dec;
+            q += seg;
+            p = close + 1;
+            continue;
+        }
+        if (*p != *q) goto fail;
+        p++;
+        q++;
+    }
+    if (*q) goto fail;
+    for (int i = 0; i < n; i++) r->pv[i] = pv[i];
+    r->npv = n;
+    return true;
+fail:
+    for (int i = 0; i < n; i++) free(pv[i]);
+    return false;
+}
+
+/* Returns the matching route index, or -1 (404) / -2 (405, allow filled). */
+static int find_route(api_req *r, const char *path, char *allow, size_t allowlen) {
+    allow[0] = '\0';
+    bool path_seen = false;
+    for (size_t i = 0; i < api_nroutes; i++) {
+        const api_route *rt = &api_routes[i];
+        api_req tmp;
+        tmp.npv = 0;
+        if (!match_path(rt->pattern, path, &tmp)) continue;
+        if (strcmp(rt->method, r->method) == 0 ||
+            (strcmp(r->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0)) {
+            for (int k = 0; k < tmp.npv; k++) r->pv[k] = tmp.pv[k];
+            r->npv = tmp.npv;
+            return (int)i;
+        }
+        for (int k = 0; k < tmp.npv; k++) free(tmp.pv[k]);
+        size_t al = strlen(allow);
+        if (!strstr(allow, rt->method))
+            snprintf(allow + al, allowlen - al, "%s%s", al ? ", " : "", rt->method);
+        path_seen = true;
+    }
+    return path_seen ? -2 : -1;
+}
+
+static const char *method_name(enum evhttp_cmd_type t) {
+    switch (t) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    default: return "OTHER";
+    }
+}
+
+static bool valid_request_id(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 64) return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == ':'))
+            return false;
+    }
+    return true;
+}
+
+static bool is_json_type(const char *ct) {
+    if (!ct) return false;
+    size_t n = strcspn(ct, ";");
+    while (n && ct[n - 1] == ' ') n--;
+    return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+static void on_request(struct evhttp_request *ev, void *arg) {
+    api_loop *l = arg;
+    api_server *s = l->srv;
+    api_req *r = calloc(1, sizeof *r);
+    if (!r) {
+        evhttp_send_error(ev, 503, "out of memory");
+        return;
+    }
+    atomic_fetch_add(&s->inflight, 1);
+    r->t0_us = ts_now();
+    r->loop = l;
+    r->srv = s;
+    r->cfg = s->cfg;
+    r->ev = ev;
+    r->route_idx = (int)api_nroutes; /* "unmatched" */
+    buf_init(&r->out);
+    snprintf(r->method, sizeof r->method, "%s", method_name(evhttp_request_get_command(ev)));
+
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(ev);
+    const char *rid = evhttp_find_header(ih, "X-Request-Id");
+    if (rid && valid_request_id(rid)) snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+    else rnd_hex16(r->request_id);
+
+    struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+    if (evcon) {
+        char *addr = NULL;
+        ev_uint16_t port = 0;
+        evhttp_connection_get_peer(evcon, &addr, &port);
+        if (addr) snprintf(r->peer, sizeof r->peer, "%s", addr);
+    }
+
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    r->path = strdup(path && *path ? path : "/");
+    if (query) r->query = strdup(query);
+    r->h_authorization = hdup(ih, "Authorization");
+    r->h_cookie = hdup(ih, "Cookie");
+    r->h_origin = hdup(ih, "Origin");
+    r->h_host = hdup(ih, "Host");
+    r->h_sec_fetch_site = hdup(ih, "Sec-Fetch-Site");
+    r->h_user_agent = hdup(ih, "User-Agent");
+    r->h_content_type = hdup(ih, "Content-Type");
+    r->h_referer = hdup(ih, "Referer");
+    r->h_accept = hdup(ih, "Accept");
+    if (!r->path || (query && !r->query)) {
+        api_err(r, 503, "unavailable", "out of memory");
+        finish(r);
+        return;
+    }
+
+    char allow[128];
+    int idx = find_route(r, r->path, allow, sizeof allow);
+    if (idx == -1) {
+        api_err(r, 404, "not_found", "no route for %s %s", r->method, r->path);
+        finish(r);
+        return;
+    }
+    if (idx == -2) {
+        api_header(r, "Allow", allow);
+        api_err(r, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)", r->method,
+                allow);
+        finish(r);
+        return;
+    }
+    r->route_idx = idx;
+    r->route = &api_routes[idx];
+    if (atomic_load(&s->stopping)) {
+        api_header(r, "Retry-After", "1");
+        api_err(r, 503, "unavailable", "server is shutting down");
+        finish(r);
+        return;
+    }
+
+    struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+    size_t blen = in ? evbuffer_get_length(in) : 0;
+    long long maxb = r->route->max_body < 0 ? s->cfg->max_body : r->route->max_body;
+    if ((long long)blen > maxb) {
+        api_err(r, 413, "payload_too_large", "request body is %zu bytes; the limit here is %lld",
+                blen, maxb);
+        finish(r);
+        return;
+    }
+    if (r->route->flags & RT_JSON) {
+        if (blen == 0) {
+            api_err(r, 400, "bad_request", "a JSON object body is required");
+            finish(r);
+            return;
+        }
+        if (!is_json_type(r->h_content_type)) {
+            api_err(r, 415, "unsupported_media_type",
+                    "Content-Type must be application/json (got %s)",
+                    r->h_content_type ? r->h_content_type : "none");
+            finish(r);
+            return;
+        }
+    }
+    if (blen) {
+        r->body = malloc(blen + 1);
+        if (!r->body || evbuffer_remove(in, r->body, blen) != (int)blen) {
+            api_err(r, 503, "unavailable", "cannot read body");
+            finish(r);
+            return;
+        }
+        r->body[blen] = '\0';
+        r->body_len = blen;
+    }
+    if (r->route->flags & RT_JSON) {
+        char err[256];
+        r->json = jx_loadb(r->body, r->body_len, err, sizeof err);
+        if (!r->json) {
+            api_err(r, 400, "bad_request", "invalid JSON: %s", err);
+            finish(r);
+            return;
+        }
+        if (!json_is_object(r->json)) {
+            api_err(r, 400, "bad_request", "the body must be a JSON object");
+            finish(r);
+            return;
+        }
+    }
+
+    if (r->route->flags & RT_INLINE) {
+        r->route->fn(r);
+        finish(r);
+        return;
+    }
+    if (evcon) evhttp_connection_set_closecb(evcon, on_conn_close, r);
+    enqueue_db(s, r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* loops                                                                     */
+
+static void on_stop(evutil_socket_t fd, short what, void *arg) {
+    ML_UNUSED(fd);
+    ML_UNUSED(what);
+    api_loop *l = arg;
+    if (l->bound) {
+        evhttp_del_accept_socket(l->http, l->bound);
+        l->bound = NULL;
+    }
+}
+
+static void *loop_main(void *arg) {
+    api_loop *l = arg;
+    event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static int listen_socket(const char *hostport, char *err, size_t errlen) {
+    char host[128];
+    const char *colon = strrchr(hostport, ':');
+    if (!colon) {
+        snprintf(err, errlen, "BILLING_LISTEN must be host:port (got %s)", hostport);
+        return -1;
+    }
+    size_t hl = (size_t)(colon - hostport);
+    if (hl >= sizeof host) hl = sizeof host - 1;
+    memcpy(host, hostport, hl);
+    host[hl] = '\0';
+    if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
+        memmove(host, host + 1, hl - 2);
+        host[hl - 2] = '\0';
+    }
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+    if (rc) {
+        snprintf(err, errlen, "BILLING_LISTEN %s: %s", hostport, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 1024) ||
+        evutil_make_socket_nonblocking(fd)) {
+        snprintf(err, errlen, "listen on %s: %s", hostport, strerror(errno));
+        if (fd >= 0) close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static int loop_init(api_server *s, api_loop *l, char *err, size_t errlen) {
+    l->srv = s;
+    pthread_mutex_init(&l->mu, NULL);
+    l->base = event_base_new();
+    l->http = l->base ? evhttp_new(l->base) : NULL;
+    if (!l->http) {
+        snprintf(err, errlen, "cannot create event loop");
+        return -1;
+    }
+    l->done_ev = event_new(l->base, -1, 0, on_done, l);
+    l->stop_ev = event_new(l->base, -1, 0, on_stop, l);
+    if (!l->done_ev || !l->stop_ev) {
+        snprintf(err, errlen, "cannot create events");
+        return -1;
+    }
+    evhttp_set_gencb(l->http, on_request, l);
+    evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+    evhttp_set_max_headers_size(l->http, 64 * 1024);
+    evhttp_set_max_body_size(l->http, (ev_ssize_t)s->cfg->max_body);
+    evhttp_set_timeout(l->http, 120);
+    int fd = dup(s->lfd);
+    if (fd < 0 || evutil_make_socket_closeonexec(fd)) {
+        snprintf(err, errlen, "dup: %s", strerror(errno));
+        return -1;
+    }
+    l->bound = evhttp_accept_socket_with_handle(l->http, fd);
+    if (!l->bound) {
+        close(fd);
+        snprintf(err, errlen, "cannot accept on the listening socket");
+        return -1;
+    }
+    return 0;
+}
+
+static void loop_destroy(api_loop *l) {
+    if (l->http) evhttp_free(l->http);
+    if (l->done_ev) event_free(l->done_ev);
+    if (l->stop_ev) event_free(l->stop_ev);
+    if (l->base) event_base_free(l->base);
+    pthread_mutex_destroy(&l->mu);
+}
+
+int api_server_run(const cfg *c) {
+    char err[512];
+    if (evthread_use_pthreads() != 0) {
+        log_msg(LOG_ERROR, "libevent without thread support");
+        return 1;
+    }
+    if (api_metrics_init(api_nroutes)) {
+        log_msg(LOG_ERROR, "out of memory");
+        return 1;
+    }
+    /* Block the signals we handle in every thread we create; main sigwaits. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    api_server *s = calloc(1, sizeof *s);
+    if (!s) return 1;
+    s->cfg = c;
+    pthread_mutex_init(&s->qmu, NULL);
+    pthread_cond_init(&s->qcv, NULL);
+    pthread_mutex_init(&s->hmu, NULL);
+    pthread_cond_init(&s->hcv, NULL);
+    int rc = 1;
+    s->lfd = listen_socket(c->listen, err, sizeof err);
+    if (s->lfd < 0) {
+        LOG_KV(LOG_ERROR, "cannot listen", LF_S("error", err));
+        goto out_free;
+    }
+    s->nloops = c->api_threads;
+    s->ndb = c->db_threads;
+    s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
+    s->dbth = calloc((size_t)s->ndb, sizeof *s->dbth);
+    if (!s->loops || !s->dbth) goto out_close;
+    int nl = 0, nd = 0;
+    bool health = false;
+    for (; nl < s->nloops; nl++) {
+        if (loop_init(s, &s->loops[nl], err, sizeof err)) {
+            LOG_KV(LOG_ERROR, "cannot start", LF_S("error", err));
+            loop_destroy(&s->loops[nl]);
+            goto out_stop;
+        }
+        if (pthread_create(&s->loops[nl].th, NULL, loop_main, &s->loops[nl])) {
+            loop_destroy(&s->loops[nl]);
+            goto out_stop;
+        }
+    }
+    for (; nd < s->ndb; nd++) {
+        db_thread *t = malloc(sizeof *t);
+        if (!t) goto out_stop;
+        t->s = s;
+        t->idx = nd;
+        if (pthread_create(&s->dbth[nd], NULL, db_main, t)) {
+            free(t);
+            goto out_stop;
+        }
+    }
+    if (pthread_create(&s->health_th, NULL, health_main, s) == 0) health = true;
+    LOG_KV(LOG_INFO, "listening", LF_S("listen", c->listen), LF_I("api_threads", s->nloops),
+           LF_I("db_threads", s->ndb), LF_I("pid", getpid()));
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    LOG_KV(LOG_INFO, "shutting down", LF_S("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+           LF_I("in_flight", atomic_load(&s->inflight)));
+    rc = 0;
+
+out_stop:
+    atomic_store(&s->stopping, true);
+    for (int i = 0; i < nl; i++) event_active(s->loops[i].stop_ev, 0, 0);
+    {
+        int64_t deadline = ts_now() + (int64_t)c->shutdown_grace_s * 1000000;
+        while (atomic_load(&s->inflight) > 0 && ts_now() < deadline) {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (atomic_load(&s->inflight) > 0)
+            LOG_KV(LOG_WARN, "grace period over", LF_I("in_flight", atomic_load(&s->inflight)));
+        struct timespec flush = {0, 250 * 1000000L};
+        nanosleep(&flush, NULL);
+    }
+    pthread_mutex_lock(&s->qmu);
+    s->qstop = true;
+    pthread_cond_broadcast(&s->qcv);
+    pthread_mutex_unlock(&s->qmu);
+    for (int i = 0; i < nd; i++) pthread_join(s->dbth[i], NULL);
+    for (int i = 0; i < nl; i++) {
+        event_base_loopexit(s->loops[i].base, NULL);
+        pthread_join(s->loops[i].th, NULL);
+    }
+    /* Requests completed after the loops stopped (grace over): free them. */
+    for (int i = 0; i < nl; i++) {
+        api_req *r = s->loops[i].done_head;
+        while (r) {
+            api_req *n = r->next;
+            req_free(r);
+            r = n;
+        }
+        loop_destroy(&s->loops[i]);
+    }
+    if (health) {
+        pthread_mutex_lock(&s->hmu);
+        s->hstop = true;
+        pthread_cond_broadcast(&s->hcv);
+        pthread_mutex_unlock(&s->hmu);
+        pthread_join(s->health_th, NULL);
+    }
+    LOG_KV(LOG_INFO, "stopped", LF_I("pid", getpid()));
+out_close:
+    close(s->lfd);
+    free(s->loops);
+    free(s->dbth);
+out_free:
+    pthread_mutex_destroy(&s->qmu);
+    pthread_cond_destroy(&s->qcv);
+    pthread_mutex_destroy(&s->hmu);
+    pthread_cond_destroy(&s->hcv);
+    free(s);
+    libevent_global_shutdown();
+    return rc;
+}

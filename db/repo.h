@@ -1,0 +1,100 @@
+/* repo.h — repositories: the SQL of every entity, scoped by organization
+ * (prefix repo_).
+ *
+ * DESIGN — Every function that reads or writes tenant data takes the caller's
+ * org_id and filters on it, so one organization can never see or touch
+ * another's rows: a row of another organization is simply "not found".  Input
+ * has been validated by the caller (types, lengths, decimal syntax); the
+ * database constraints are the second line of defence.  Results are jansson
+ * objects shaped as the API returns them (decimals as strings, times as
+ * RFC 3339 "Z"), built by db_row_json from column aliases.
+ *
+ * Return codes: REPO_OK, REPO_NOT_FOUND, REPO_CONFLICT (unique key taken; the
+ * field is named in *field), REPO_INVALID (a reference such as a plan or
+ * metric code does not exist; *field names it), or REPO_ERR with e filled.
+ */
+#ifndef ML_REPO_H
+#define ML_REPO_H
+#include "db.h"
+#include <jansson.h>
+
+enum { REPO_OK = 0, REPO_NOT_FOUND = 1, REPO_CONFLICT = 2, REPO_INVALID = 3, REPO_ERR = -1 };
+
+/* Out-parameter naming the offending field for REPO_CONFLICT / REPO_INVALID. */
+typedef struct repo_field {
+    char field[96];
+    char message[160];
+} repo_field;
+
+/* ---- organizations ---- */
+/* Creates an organization with a unique slug derived from name (a suffix is
+ * added on collision).  *org_id and *org (new reference) on success. */
+int repo_org_create(db *d, db_err *e, const char *name, long long *org_id, json_t **org);
+int repo_org_by_slug(db *d, db_err *e, const char *slug, long long *org_id);
+int repo_org_get(db *d, db_err *e, long long org_id, json_t **org);
+int repo_orgs_list(db *d, db_err *e, int limit, const char *after_slug, json_t **rows,
+                   char **next);
+
+/* ---- users and sessions ---- */
+int repo_user_create(db *d, db_err *e, long long org_id /* 0 = admin */, const char *email,
+                     const char *name, const char *pwhash, const char *role, json_t **user,
+                     repo_field *f);
+/* For login: id, password hash, role. */
+int repo_user_auth(db *d, db_err *e, const char *email, char id[40], char *pwhash,
+                   size_t pwcap);
+int repo_user_get(db *d, db_err *e, const char *user_id, json_t **user);
+int repo_users_list(db *d, db_err *e, long long org_id, int limit, const char *after_email,
+                    json_t **rows, char **next);
+
+int repo_session_create(db *d, db_err *e, const char *token_hash, const char *user_id,
+                        int ttl_hours, const char *user_agent, const char *address,
+                        char expires_at[40]);
+int repo_session_delete(db *d, db_err *e, const char *token_hash);
+
+typedef struct repo_principal {
+    char id[40];         /* user or API key id */
+    char role[16];       /* user role; "" for API keys */
+    long long org_id;    /* 0 for platform admins */
+    char org_slug[64];
+    int scope_read, scope_usage_write;   /* API keys */
+} repo_principal;
+int repo_session_lookup(db *d, db_err *e, const char *token_hash, repo_principal *p);
+int repo_apikey_lookup(db *d, db_err *e, const char *key_hash, repo_principal *p);
+
+/* ---- API keys ---- */
+int repo_apikey_create(db *d, db_err *e, long long org_id, const char *name,
+                       const char *key_hash, const char *prefix, const char *scopes_pg,
+                       const char *created_by, json_t **key);
+int repo_apikeys_list(db *d, db_err *e, long long org_id, json_t **rows);
+int repo_apikey_revoke(db *d, db_err *e, long long org_id, const char *id);
+
+/* ---- customers ---- */
+/* in: validated object (external_id, name, email, currency, plan, billing_address,
+ * require_approval). */
+int repo_customer_create(db *d, db_err *e, long long org_id, const json_t *in, json_t **out,
+                         repo_field *f);
+int repo_customer_get(db *d, db_err *e, long long org_id, const char *external_id,
+                      json_t **out);
+/* q: substring of name or external_id (NULL = all); cursor = last external_id. */
+int repo_customers_list(db *d, db_err *e, long long org_id, const char *q, int limit,
+                        const char *after, json_t **rows, char **next);
+int repo_customer_update(db *d, db_err *e, long long org_id, const char *external_id,
+                         const json_t *in, json_t **out, repo_field *f);
+
+/* ---- metrics ---- */
+int repo_metric_create(db *d, db_err *e, long long org_id, const json_t *in, json_t **out,
+                       repo_field *f);
+int repo_metric_get(db *d, db_err *e, long long org_id, const char *code, json_t **out);
+int repo_metrics_list(db *d, db_err *e, long long org_id, int limit, const char *after,
+                      json_t **rows, char **next);
+
+/* ---- plans ---- */
+/* in: validated plan with charges; tiers already normalized.  The caller wraps
+ * it in a transaction (db_begin / db_commit) so a failing charge leaves no plan. */
+int repo_plan_create(db *d, db_err *e, long long org_id, const json_t *in, json_t **out,
+                     repo_field *f);
+int repo_plan_get(db *d, db_err *e, long long org_id, const char *code, json_t **out);
+int repo_plans_list(db *d, db_err *e, long long org_id, int limit, const char *after,
+                    json_t **rows, char **next);
+
+#endif

@@ -1,0 +1,18 @@
+/* wk.h — billing-worker: supervisor and worker processes (prefix wk_). */
+#ifndef ML_WK_H
+#define ML_WK_H
+#include "cfg.h"
+#include <signal.h>
+
+/* Set by SIGTERM/SIGINT in a worker child: finish the current job, then exit. */
+extern volatile sig_atomic_t wk_stop;
+
+/* Forks c->workers children running wk_child_main, restarts any that dies
+ * (exponential backoff 0.5 s .. 30 s, reset after a minute of uptime), and on
+ * SIGTERM/SIGINT stops them (SIGTERM, then SIGKILL after the grace period).
+ * Returns the exit code for the supervisor process. */
+int wk_supervise(const cfg *c);
+/* One worker process: owns its PostgreSQL and Redis connections. */
+int wk_child_main(const cfg *c, int index);
+
+#endif
