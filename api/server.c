@@ -123,7 +123,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
 }
 
 static void log_request(const api_req *r, int64_t dur_us, bool sent) {
-    LOG_KV(r->status >= 500 ? LOG_ERROR : LOG_INFO, "request",
+    LOG_KV(r->status == 500 ? LOG_ERROR : r->status >= 500 ? LOG_WARN : LOG_INFO, "request",
            LF_S("request_id", r->request_id), LF_S("method", r->method),
            LF_S("path", r->path ? r->path : ""),
            LF_S("route", r->route ? r->route->name : "unmatched"), LF_I("status", r->status),
@@ -698,6 +698,9 @@ int api_server_run(const cfg *c) {
 out_stop:
     atomic_store(&s->stopping, true);
     for (int i = 0; i < nl; i++) event_active(s->loops[i].stop_ev, 0, 0);
+    /* the loops close their dups; with ours closed too, connects are refused */
+    if (s->lfd >= 0) close(s->lfd);
+    s->lfd = -1;
     {
         int64_t deadline = ts_now() + (int64_t)c->shutdown_grace_s * 1000000;
         while (atomic_load(&s->inflight) > 0 && ts_now() < deadline) {
@@ -737,7 +740,7 @@ out_stop:
     }
     LOG_KV(LOG_INFO, "stopped", LF_I("pid", getpid()));
 out_close:
-    close(s->lfd);
+    if (s->lfd >= 0) close(s->lfd);
     free(s->loops);
     free(s->dbth);
 out_free:

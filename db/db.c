@@ -57,6 +57,15 @@ void db_close(db *d) {
 PGconn *db_conn(db *d) { return d->conn; }
 bool db_ok(const db *d) { return d->conn && PQstatus(d->conn) == CONNECTION_OK; }
 
+/* Server NOTICEs go to the debug log, not raw to stderr. */
+static void on_notice(void *arg, const char *msg) {
+    ML_UNUSED(arg);
+    char m[512];
+    snprintf(m, sizeof m, "%s", msg);
+    m[strcspn(m, "\n")] = '\0';
+    LOG_KV(LOG_DEBUG, "postgres notice", LF_S("notice", m));
+}
+
 int db_ensure(db *d, db_err *e) {
     if (db_ok(d)) return 0;
     if (d->conn) {
@@ -74,7 +83,8 @@ int db_ensure(db *d, db_err *e) {
         if (d->conn) { PQfinish(d->conn); d->conn = NULL; }
         return -1;
     }
-    /* Session defaults: UTC output, bounded statements. */
+    PQsetNoticeProcessor(d->conn, on_notice, NULL);
+    /* Session defaults: UTC output. */
     PGresult *r = PQexecParams(d->conn,
         "SELECT set_config('TimeZone', 'UTC', false), "
         "set_config('application_name', 'meterline', false)", 0, NULL, NULL, NULL, NULL, 0);
