@@ -92,6 +92,7 @@ struct api_req {
     api_server *srv;
     const cfg *cfg;
     struct evhttp_request *ev;   /* loop thread only; NULL once the client left */
+    struct event *watch;         /* loop thread only: EOF watch while waiting */
     atomic_bool gone;            /* the client closed the connection */
     const api_route *route;
     int route_idx;

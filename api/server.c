@@ -11,11 +11,16 @@
  * (libevent is built thread-aware: evthread_use_pthreads).  The loop sends the
  * reply.  Nothing in a loop thread waits on PostgreSQL.
  *
- * A client may close its connection while its request waits: the connection's
- * close callback (loop thread) marks the request gone and forgets the evhttp
- * request, which libevent frees right after; the completion path then drops
- * the reply.  The close callback is cleared before a reply is sent, because
- * the connection may carry later keep-alive requests.
+ * A client may close its connection while its request waits.  libevent 2.1
+ * stops reading a connection while its request is being handled, so it would
+ * not notice; we watch the socket ourselves (one-shot EV_READ + MSG_PEEK):
+ * end-of-file or an error means the client left, and we free the evhttp
+ * connection (and with it the evhttp request) on the spot.  The connection's
+ * close callback covers closes libevent sees itself.  Either way the request
+ * is marked gone and its evhttp pointer forgotten on the loop thread; a
+ * database thread skips a gone request that has not started, and the
+ * completion path drops its reply.  Both are cleared before a reply is sent,
+ * because the connection may carry later keep-alive requests.
  *
  * Health: a health thread checks PostgreSQL and Redis every 500 ms with its
  * own connections; /readyz reads the result without blocking.
@@ -35,6 +40,7 @@
 #include "ts.h"
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -122,6 +128,35 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
     atomic_store(&r->gone, true);
 }
 
+/* The socket of a waiting request became readable: EOF/error = client left;
+ * data = a pipelined request (leave it to evhttp; stop watching). */
+static void on_peer_readable(evutil_socket_t fd, short what, void *arg) {
+    ML_UNUSED(what);
+    api_req *r = arg;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
+    struct evhttp_request *ev = r->ev;
+    r->ev = NULL;
+    atomic_store(&r->gone, true);
+    struct evhttp_connection *evcon = ev ? evhttp_request_get_connection(ev) : NULL;
+    if (evcon) {
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        evhttp_connection_free(evcon);  /* frees ev too */
+    }
+}
+
+static void watch_peer(api_req *r, struct evhttp_connection *evcon) {
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0) return;
+    r->watch = event_new(r->loop->base, fd, EV_READ, on_peer_readable, r);
+    if (r->watch && event_add(r->watch, NULL) != 0) {
+        event_free(r->watch);
+        r->watch = NULL;
+    }
+}
+
 static void log_request(const api_req *r, int64_t dur_us, bool sent) {
     LOG_KV(r->status == 500 ? LOG_ERROR : r->status >= 500 ? LOG_WARN : LOG_INFO, "request",
            LF_S("request_id", r->request_id), LF_S("method", r->method),
@@ -136,6 +171,10 @@ static void log_request(const api_req *r, int64_t dur_us, bool sent) {
 static void finish(api_req *r) {
     api_server *s = r->srv;
     if (r->status == 0) api_err(r, 500, "internal", "handler produced no reply");
+    if (r->watch) {
+        event_free(r->watch);
+        r->watch = NULL;
+    }
     int64_t dur = ts_now() - r->t0_us;
     api_metrics_observe(r->route_idx, r->status, dur);
     bool sent = false;
@@ -521,7 +560,10 @@ static void on_request(struct evhttp_request *ev, void *arg) {
         finish(r);
         return;
     }
-    if (evcon) evhttp_connection_set_closecb(evcon, on_conn_close, r);
+    if (evcon) {
+        evhttp_connection_set_closecb(evcon, on_conn_close, r);
+        watch_peer(r, evcon);
+    }
     enqueue_db(s, r);
 }
 
@@ -726,6 +768,7 @@ out_stop:
         api_req *r = s->loops[i].done_head;
         while (r) {
             api_req *n = r->next;
+            if (r->watch) event_free(r->watch);
             req_free(r);
             r = n;
         }
