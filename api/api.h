@@ -167,6 +167,12 @@ void api_metrics_observe(int route_idx, int status, int64_t dur_us);
 void api_metrics_render(buf *b, const api_server *s);
 int  api_metrics_init(size_t nroutes);
 
+/* match.c: matches a request path against a route pattern ("/v1/x/{id}",
+ * "/ui/{*}").  On a match fills pv[0..*npv) with the decoded parameters
+ * (malloc'd; the caller frees) and returns true.  A parameter never matches an
+ * empty segment; "{*}" matches the rest (possibly empty).  Pure. */
+bool api_match_path(const char *pattern, const char *path, char *pv[API_MAX_PARAMS], int *npv);
+
 /* base64url cursors */
 char *api_cursor_encode(const char *s);       /* malloc'd */
 char *api_cursor_decode(const char *c);       /* malloc'd or NULL if invalid */

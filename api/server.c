@@ -343,40 +343,6 @@ static char *hdup(struct evkeyvalq *h, const char *k) {
     return v ? strdup(v) : NULL;
 }
 
-/* Matches path against pattern; fills r->pv with decoded parameters.  A
- * parameter never matches an empty segment. */
-static bool match_path(const char *pattern, const char *path, api_req *r) {
-    const char *p = pattern, *q = path;
-    int n = 0;
-    char *pv[API_MAX_PARAMS];
-    while (*p) {
-        if (*p == '{') {
-            const char *close = strchr(p, '}');
-            bool rest = close && close - p == 2 && p[1] == '*';
-            size_t seg = rest ? strlen(q) : strcspn(q, "/");
-            if ((!rest && seg == 0) || n == API_MAX_PARAMS) goto fail;
-            char *raw = strndup(q, seg);
-            char *dec = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
-            free(raw);
-            if (!dec) goto fail;
-            pv[n++] = dec;
-            q += seg;
-            p = close + 1;
-            continue;
-        }
-        if (*p != *q) goto fail;
-        p++;
-        q++;
-    }
-    if (*q) goto fail;
-    for (int i = 0; i < n; i++) r->pv[i] = pv[i];
-    r->npv = n;
-    return true;
-fail:
-    for (int i = 0; i < n; i++) free(pv[i]);
-    return false;
-}
-
 /* Returns the matching route index, or -1 (404) / -2 (405, allow filled). */
 static int find_route(api_req *r, const char *path, char *allow, size_t allowlen) {
     allow[0] = '\0';
@@ -385,7 +351,7 @@ static int find_route(api_req *r, const char *path, char *allow, size_t allowlen
         const api_route *rt = &api_routes[i];
         api_req tmp;
         tmp.npv = 0;
-        if (!match_path(rt->pattern, path, &tmp)) continue;
+        if (!api_match_path(rt->pattern, path, tmp.pv, &tmp.npv)) continue;
         if (strcmp(rt->method, r->method) == 0 ||
             (strcmp(r->method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0)) {
             for (int k = 0; k < tmp.npv; k++) r->pv[k] = tmp.pv[k];
