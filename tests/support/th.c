@@ -18,6 +18,21 @@
 #endif
 
 const char *th_api_bin(void) { return ML_API_BIN; }
+const char *th_worker_bin(void) { return ML_WORKER_BIN; }
+
+int th_count_lines(const char *path, const char *const *needles) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        bool all = true;
+        for (const char *const *x = needles; *x && all; x++) all = strstr(line, *x) != NULL;
+        if (all) n++;
+    }
+    fclose(f);
+    return n;
+}
 
 static int free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -72,6 +72,10 @@ const char *th_unique(char buf[32]);
 
 /* Path of the billing-api binary under test. */
 const char *th_api_bin(void);
+/* Path of the billing-worker binary under test. */
+const char *th_worker_bin(void);
+/* Number of lines in file path containing every one of the NULL-terminated needles. */
+int th_count_lines(const char *path, const char *const *needles);
 
 /* A direct libpq connection to the test database (for locks, checks). */
 PGconn *th_pg(void);
