@@ -325,7 +325,7 @@ int dec_div(dec_t *out, const dec_t *a, const dec_t *b, int scale, dec_rounding 
         }
     } else {
         dec_u128 n2;
-        if (dec_scale_up(&n2, num, e)) {
+        if (e <= DEC_MAX_DIGITS && dec_scale_up(&n2, num, e)) {
             q = n2 / den;
             rem = n2 % den;
         } else {
@@ -351,8 +351,10 @@ int dec_div(dec_t *out, const dec_t *a, const dec_t *b, int scale, dec_rounding 
         }
     }
     if (q >= DEC_LIMIT) return DEC_EOVERFLOW;
+    /* A bump cannot reach 10^38: that needs |a/b| * 10^scale in
+     * (10^38 - 1, 10^38), which a 38-digit dividend cannot produce. */
     if (dec_bump(r, neg, q, rem, den)) q++;
-    if (q >= DEC_LIMIT) return DEC_EOVERFLOW;
+    if (ML_NEVER(q >= DEC_LIMIT)) return DEC_EOVERFLOW;
     *out = dec_make(neg && q != 0, q, scale);
     return DEC_OK;
 }

@@ -28,7 +28,7 @@ enum {
 };
 
 typedef struct dec {
-    __int128 c;      /* coefficient */
+    __extension__ __int128 c;  /* coefficient */
     int32_t scale;   /* 0..DEC_MAX_SCALE */
 } dec_t;
 
