@@ -1,0 +1,1381 @@
+// Meterline web console — vanilla ES module, no build step, no framework.
+//
+// Served from the billing-api binary under a strict CSP (script-src 'self',
+// style-src 'self'): no inline scripts or styles, so every element is built
+// with DOM calls and styled by class from /ui/app.css.  Text is always set as
+// text (never innerHTML), so API data cannot inject markup.
+//
+// Auth is the HttpOnly `meterline_session` cookie set by POST /v1/sessions
+// (and /v1/signup); fetch sends it with credentials: 'same-origin'.  Money and
+// quantities are decimal strings from the API and are shown exactly as given —
+// the UI never does arithmetic on them.
+
+'use strict';
+
+const $app = document.getElementById('app');
+const $toasts = document.getElementById('toasts');
+
+const state = {
+  me: null,          // {user, organization} from GET /v1/me
+  org: null,         // platform admins: the chosen organization's slug
+  orgs: [],          // platform admins: every organization
+  cache: {},         // per-organization lists used by selects: metrics, plans
+};
+
+const ORG_KEY = 'meterline.admin.org';
+const ROLE_LABEL = {
+  admin: 'Platform admin', owner: 'Owner', finance: 'Finance', approver: 'Approver', viewer: 'Viewer',
+};
+
+// ---------------------------------------------------------------------------
+// DOM helpers
+
+function h(tag, attrs, ...kids) {
+  const el = document.createElement(tag);
+  if (attrs) {
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v == null || v === false) continue;
+      if (k === 'class') el.className = v;
+      else if (k === 'dataset') Object.assign(el.dataset, v);
+      else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
+      else if (k === 'value' && (tag === 'input' || tag === 'textarea')) { el.value = v; el.setAttribute('value', v); }
+      else if (v === true) el.setAttribute(k, '');
+      else el.setAttribute(k, String(v));
+    }
+  }
+  append(el, kids);
+  return el;
+}
+
+function append(el, kids) {
+  for (const k of kids) {
+    if (k == null || k === false) continue;
+    if (Array.isArray(k)) append(el, k);
+    else if (k instanceof Node) el.appendChild(k);
+    else el.appendChild(document.createTextNode(String(k)));
+  }
+  return el;
+}
+
+function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
+
+const SVGNS = 'http://www.w3.org/2000/svg';
+const ICONS = {
+  overview: ['M3 3h7v9H3z', 'M14 3h7v5h-7z', 'M14 12h7v9h-7z', 'M3 16h7v5H3z'],
+  customers: ['M16 21v-2a4 4 0 0 0-4-4H6a4 4 0 0 0-4 4v2', 'M5 7a4 4 0 1 0 8 0a4 4 0 1 0-8 0',
+    'M22 21v-2a4 4 0 0 0-3-3.87', 'M16 3.13a4 4 0 0 1 0 7.75'],
+  metrics: ['M22 12h-4l-3 9L9 3l-3 9H2'],
+  plans: ['M12 2 2 7l10 5 10-5-10-5z', 'M2 17l10 5 10-5', 'M2 12l10 5 10-5'],
+  usage: ['M3 3v18h18', 'M7 16v-5', 'M12 16V8', 'M17 16V7'],
+  invoices: ['M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z', 'M14 2v6h6', 'M16 13H8', 'M16 17H8'],
+  reports: ['M21.21 15.89A10 10 0 1 1 8 2.83', 'M22 12A10 10 0 0 0 12 2v10z'],
+  settings: ['M4 21v-7', 'M4 10V3', 'M12 21v-9', 'M12 8V3', 'M20 21v-5', 'M20 12V3', 'M1 14h6', 'M9 8h6', 'M17 16h6'],
+  search: ['M3 11a8 8 0 1 0 16 0a8 8 0 1 0-16 0', 'M21 21l-4.35-4.35'],
+  logout: ['M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4', 'M16 17l5-5-5-5', 'M21 12H9'],
+  key: ['M21 2l-2 2', 'M15.5 7.5l3 3L22 7l-3-3', 'M11.39 11.61a5.5 5.5 0 1 1-7.78 7.78 5.5 5.5 0 0 1 7.78-7.78z', 'M11.39 11.61L19 4'],
+};
+
+function icon(name, cls = 'ico') {
+  const svg = document.createElementNS(SVGNS, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('fill', 'none');
+  svg.setAttribute('stroke', 'currentColor');
+  svg.setAttribute('stroke-width', '2');
+  svg.setAttribute('stroke-linecap', 'round');
+  svg.setAttribute('stroke-linejoin', 'round');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', cls);
+  for (const d of ICONS[name] || []) {
+    const p = document.createElementNS(SVGNS, 'path');
+    p.setAttribute('d', d);
+    svg.appendChild(p);
+  }
+  return svg;
+}
+
+let uid = 0;
+const nextId = (p) => `${p}-${++uid}`;
+
+function toast(msg, kind = '') {
+  const t = h('div', { class: `toast ${kind}` }, msg);
+  $toasts.appendChild(t);
+  while ($toasts.children.length > 3) $toasts.firstChild.remove();
+  setTimeout(() => t.remove(), kind === 'error' ? 7000 : 3500);
+}
+
+function fmtDate(s) {
+  if (!s) return '—';
+  const d = new Date(s);
+  if (Number.isNaN(d.getTime())) return s;
+  return d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
+function fmtWait(sec) {
+  const s = Number.parseInt(sec, 10);
+  if (!Number.isFinite(s) || s <= 0) return 'a moment';
+  if (s < 90) return `${s} second${s === 1 ? '' : 's'}`;
+  return `${Math.ceil(s / 60)} minutes (${s} s)`;
+}
+
+// A decimal string from the API, shown verbatim (never parsed to float).
+const money = (amount, currency) => (amount == null ? '—' : `${amount} ${currency || ''}`.trim());
+const dash = (v) => (v == null || v === '' ? '—' : v);
+
+// ---------------------------------------------------------------------------
+// API client
+
+class ApiError extends Error {
+  constructor(status, body, headers, fallback) {
+    const e = body && body.error ? body.error : null;
+    super(e && e.message ? e.message : fallback || `request failed (${status})`);
+    this.status = status;
+    this.code = e ? e.code : null;
+    this.details = e && Array.isArray(e.details) ? e.details : [];
+    this.retryAfter = headers ? headers.get('Retry-After') : null;
+  }
+}
+
+const isAdmin = () => !!state.me && state.me.user && state.me.user.role === 'admin';
+const role = () => (state.me && state.me.user ? state.me.user.role : null);
+const canWriteCatalog = () => ['admin', 'owner', 'finance'].includes(role());
+const isOwner = () => ['admin', 'owner'].includes(role());
+const needsOrg = () => isAdmin() && !state.org;
+
+function defaultCurrency() {
+  const o = currentOrg();
+  return o && o.currency ? o.currency : 'default';
+}
+
+function currentOrg() {
+  if (!state.me) return null;
+  if (isAdmin()) return state.orgs.find((o) => o.slug === state.org) || null;
+  return state.me.organization;
+}
+
+async function api(method, path, body, opts = {}) {
+  let url = path;
+  const orgScoped = !/^\/v1\/(me|sessions|signup|admin)\b/.test(path);
+  if (isAdmin() && state.org && orgScoped && opts.org !== false) {
+    url += `${url.includes('?') ? '&' : '?'}org=${encodeURIComponent(state.org)}`;
+  }
+  const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(url, init);
+  } catch {
+    throw new ApiError(0, null, null, 'Cannot reach Meterline. Check your connection and try again.');
+  }
+  let data = null;
+  if (res.status !== 204) {
+    const text = await res.text();
+    if (text) {
+      try { data = JSON.parse(text); } catch { data = null; }
+    }
+  }
+  if (!res.ok) {
+    const err = new ApiError(res.status, data, res.headers);
+    if (res.status === 401 && opts.auth !== false) sessionLost();
+    throw err;
+  }
+  return data;
+}
+
+// Every page of a list (bounded), for selects and small catalogs.
+async function listAll(path, max = 5000) {
+  const out = [];
+  let cursor = null;
+  do {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await api('GET', `${path}${sep}limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    out.push(...page.data);
+    cursor = page.next_cursor;
+  } while (cursor && out.length < max);
+  return out;
+}
+
+async function cached(name, path) {
+  if (!state.cache[name]) state.cache[name] = listAll(path).catch((e) => { delete state.cache[name]; throw e; });
+  return state.cache[name];
+}
+const getMetrics = () => cached('metrics', '/v1/metrics');
+const getPlans = () => cached('plans', '/v1/plans');
+
+function errorText(err) {
+  switch (err.status) {
+    case 0: return err.message;
+    case 429: return `Too many attempts. Try again in ${fmtWait(err.retryAfter)}.`;
+    case 503: return `Meterline is temporarily unavailable. Try again in ${fmtWait(err.retryAfter || 5)}.`;
+    case 403: return `You don't have permission to do that. (${err.message})`;
+    default: return err.message;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// forms: fields with their own error slot; server 422/409 details land there
+
+function field({ label, name, control, hint, required, cls }) {
+  const id = control.id || nextId('f');
+  control.id = id;
+  if (name) { control.name = name; control.dataset.field = name; }
+  const err = h('div', { class: 'field-error', dataset: { errorFor: name || '' }, hidden: true, 'aria-live': 'polite' });
+  return h('div', { class: `field ${cls || ''}` },
+    label ? h('div', { class: 'field-label' }, h('label', { for: id }, label),
+      required ? h('span', { class: 'req', 'aria-hidden': 'true', title: 'required' }, '*') : null) : null,
+    control,
+    hint ? h('div', { class: 'hint' }, hint) : null,
+    err);
+}
+
+const input = (attrs = {}) => h('input', { class: `input ${attrs.mono ? 'mono' : ''}`, type: 'text', ...attrs, mono: null });
+
+function select(options, value, attrs = {}) {
+  return h('select', { class: 'input', ...attrs },
+    options.map(([v, label]) => h('option', { value: v, selected: v === value }, label)));
+}
+
+function checkbox({ name, label, hint, checked }) {
+  const box = h('input', { type: 'checkbox', name, checked: !!checked, dataset: { field: name } });
+  return h('div', { class: 'field' },
+    h('label', { class: 'check' }, box, h('span', null, h('span', { class: 'check-title' }, label), hint ? h('span', { class: 'hint' }, hint) : null)),
+    h('div', { class: 'field-error', dataset: { errorFor: name }, hidden: true }));
+}
+
+function formAlert() { return h('div', { class: 'alert', role: 'alert', hidden: true, dataset: { formError: '' } }); }
+
+function clearErrors(form) {
+  form.querySelectorAll('[data-error-for]').forEach((e) => { e.hidden = true; e.textContent = ''; });
+  form.querySelectorAll('.invalid').forEach((e) => e.classList.remove('invalid'));
+  form.querySelectorAll('[data-form-error]').forEach((e) => { e.hidden = true; clear(e); });
+}
+
+function showErrors(form, err, messageFor) {
+  clearErrors(form);
+  const unplaced = [];
+  for (const d of err.details || []) {
+    const slot = d.field ? form.querySelector(`[data-error-for="${CSS.escape(d.field)}"]`) : null;
+    if (slot) {
+      slot.textContent = slot.textContent ? `${slot.textContent}; ${d.message}` : d.message;
+      slot.hidden = false;
+      const ctl = form.querySelector(`[data-field="${CSS.escape(d.field)}"]`);
+      if (ctl) { ctl.classList.add('invalid'); ctl.setAttribute('aria-invalid', 'true'); }
+    } else {
+      unplaced.push(d);
+    }
+  }
+  const box = form.querySelector('[data-form-error]');
+  const placed = (err.details || []).length - unplaced.length;
+  const msg = messageFor ? messageFor(err) : null;
+  if (box && (msg || unplaced.length || placed === 0)) {
+    clear(box);
+    box.appendChild(document.createTextNode(msg || (placed ? 'Some fields need attention:' : errorText(err))));
+    if (unplaced.length) {
+      box.appendChild(h('ul', null, unplaced.map((d) => h('li', null, d.field ? `${d.field}: ${d.message}` : d.message))));
+    }
+    box.hidden = false;
+  }
+  const first = form.querySelector('.invalid');
+  if (first) first.focus();
+}
+
+// Wraps a submit handler: disables the button, maps errors onto the form.
+function onSubmit(form, button, busyLabel, fn, messageFor) {
+  form.noValidate = true;
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (button.disabled) return;
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = busyLabel;
+    clearErrors(form);
+    try {
+      await fn();
+    } catch (err) {
+      if (err instanceof ApiError) {
+        if (err.status !== 401 || !state.me || form.dataset.auth) showErrors(form, err, messageFor);
+      } else {
+        console.error(err);
+        showErrors(form, new ApiError(0, null, null, 'Something went wrong in the page. Reload and try again.'));
+      }
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  });
+}
+
+const val = (form, name) => {
+  const el = form.elements.namedItem(name);
+  return el ? el.value.trim() : '';
+};
+
+// ---------------------------------------------------------------------------
+// auth screens
+
+function renderAuth(mode = 'login', notice = null) {
+  state.me = null;
+  clear($toasts);
+  state.cache = {};
+  const signup = mode === 'signup';
+  const btn = h('button', { class: 'btn primary block', type: 'submit' }, signup ? 'Create account' : 'Sign in');
+  const pw = input({ type: 'password', autocomplete: signup ? 'new-password' : 'current-password', required: true, minlength: signup ? 8 : null });
+  const email = input({ type: 'email', autocomplete: 'email', required: true, placeholder: 'you@company.com' });
+  const form = h('form', { dataset: { auth: '1' }, 'aria-label': signup ? 'Sign up' : 'Sign in' },
+    formAlert(),
+    signup ? field({ label: 'Organization name', name: 'org_name', required: true, control: input({ autocomplete: 'organization', placeholder: 'Acme Logistics' }) }) : null,
+    signup ? field({ label: 'Your name', name: 'name', required: true, control: input({ autocomplete: 'name' }) }) : null,
+    field({ label: 'Email', name: 'email', required: true, control: email }),
+    field({ label: 'Password', name: 'password', required: true, control: pw, hint: signup ? 'At least 8 characters.' : null }),
+    btn);
+
+  onSubmit(form, btn, signup ? 'Creating account…' : 'Signing in…', async () => {
+    const creds = { email: val(form, 'email'), password: form.elements.namedItem('password').value };
+    if (signup) {
+      await api('POST', '/v1/signup', { org_name: val(form, 'org_name'), name: val(form, 'name'), ...creds }, { auth: false });
+    } else {
+      await api('POST', '/v1/sessions', creds, { auth: false });
+    }
+    if (!location.hash || location.hash === '#/login' || location.hash === '#/signup') history.replaceState(null, '', '#/');
+    await boot();
+  }, (err) => {
+    if (err.status === 401) return 'Email or password is incorrect.';
+    if (err.status === 429) return `Too many failed sign-in attempts. Try again in ${fmtWait(err.retryAfter)}.`;
+    if (err.status === 409 && !err.details.length) return 'That email is already registered. Sign in instead.';
+    return null;
+  });
+
+  const toggle = h('button', { class: 'linklike', type: 'button', onclick: () => renderAuth(signup ? 'login' : 'signup') },
+    signup ? 'Sign in' : 'Create an account');
+
+  clear($app).appendChild(h('main', { class: 'auth' },
+    h('div', { class: 'auth-card' },
+      h('div', { class: 'auth-brand' }, h('img', { src: '/ui/logo.svg', alt: '', width: 32, height: 32 }), h('span', { class: 'name' }, 'Meterline')),
+      h('h1', null, signup ? 'Create your account' : 'Sign in'),
+      h('p', { class: 'sub' }, signup
+        ? 'Set up your organization and start billing for usage.'
+        : 'Welcome back. Sign in to your billing console.'),
+      notice ? h('div', { class: 'alert info', role: 'status' }, notice) : null,
+      form,
+      h('div', { class: 'auth-switch' }, signup ? 'Already have an account? ' : 'New to Meterline? ', toggle)),
+    h('p', { class: 'auth-foot' }, 'Usage-based billing · Meterline')));
+  (signup ? form.elements.namedItem('org_name') : email).focus();
+}
+
+let lostOnce = false;
+function sessionLost() {
+  if (!state.me || lostOnce) return;
+  lostOnce = true;
+  setTimeout(() => { lostOnce = false; }, 1000);
+  renderAuth('login', 'Your session has ended. Sign in again to continue.');
+}
+
+async function logout() {
+  try { await api('DELETE', '/v1/sessions/current', undefined, { auth: false }); } catch { /* gone already */ }
+  state.org = null;
+  history.replaceState(null, '', '#/');
+  renderAuth('login', 'You have been signed out.');
+}
+
+// ---------------------------------------------------------------------------
+// shell: top bar, left nav, content
+
+const NAV = [
+  { section: 'Billing' },
+  { path: '/', label: 'Overview', icon: 'overview' },
+  { path: '/customers', label: 'Customers', icon: 'customers' },
+  { path: '/metrics', label: 'Metrics', icon: 'metrics' },
+  { path: '/plans', label: 'Plans', icon: 'plans' },
+  { section: 'Coming soon' },
+  { path: '/usage', label: 'Usage', icon: 'usage', soon: true },
+  { path: '/invoices', label: 'Invoices', icon: 'invoices', soon: true },
+  { path: '/reports', label: 'Reports', icon: 'reports', soon: true },
+];
+
+let $main = null;
+let $nav = null;
+
+function initials(name) {
+  return (name || '?').split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join('');
+}
+
+function orgPicker() {
+  const sel = select([['', '— Select —'], ...state.orgs.map((o) => [o.slug, `${o.name} (${o.slug})`])],
+    state.org || '', { id: 'org-picker', 'aria-label': 'Organization' });
+  sel.addEventListener('change', () => chooseOrg(sel.value || null));
+  return h('div', { class: 'org-picker' }, h('label', { for: 'org-picker' }, 'Organization'), sel);
+}
+
+function chooseOrg(slug) {
+  state.org = slug;
+  state.cache = {};
+  if (slug) localStorage.setItem(ORG_KEY, slug); else localStorage.removeItem(ORG_KEY);
+  renderShell();
+  route();
+}
+
+function renderShell() {
+  const { user } = state.me;
+  const org = currentOrg();
+  $main = h('main', { class: 'main', id: 'main' });
+  $nav = h('div', { class: 'sidenav-inner' });
+  for (const item of NAV) {
+    if (item.section) { $nav.appendChild(h('div', { class: 'nav-section' }, item.section)); continue; }
+    $nav.appendChild(h('a', { href: `#${item.path}`, dataset: { path: item.path }, class: item.soon ? 'nav-soon-link' : null,
+      title: item.soon ? `${item.label} — coming soon` : null },
+    icon(item.icon), item.label, item.soon ? h('span', { class: 'soon-pill' }, 'Soon') : null));
+  }
+  if (isOwner()) {
+    $nav.appendChild(h('div', { class: 'nav-bottom' },
+      h('a', { href: '#/settings', dataset: { path: '/settings' } }, icon('settings'), 'Settings')));
+  }
+
+  const top = h('header', { class: 'topbar' },
+    h('a', { class: 'brand', href: '#/' }, h('img', { src: '/ui/logo.svg', alt: '', width: 28, height: 28 }), 'Meterline'),
+    h('div', { class: 'spacer' }),
+    isAdmin()
+      ? orgPicker()
+      : h('div', { class: 'org-chip', title: org ? org.slug : '' },
+        h('span', { class: 'dot', 'aria-hidden': 'true' }, initials(org && org.name)),
+        h('span', { class: 'org-name', dataset: { testid: 'org-name' } }, org ? org.name : '')),
+    h('div', { class: 'divider' }),
+    h('div', { class: 'user-chip' },
+      h('span', { class: 'user-name' }, user.name),
+      h('span', { class: 'user-meta' },
+        h('span', { class: 'user-email' }, user.email),
+        h('span', { class: `badge role ${user.role === 'admin' ? 'amber' : 'blue'}`, dataset: { testid: 'role' } }, ROLE_LABEL[user.role] || user.role))),
+    h('button', { class: 'btn ghost sm', type: 'button', onclick: logout, title: 'Log out' }, icon('logout', 'ico'), 'Log out'));
+
+  clear($app).appendChild(h('div', { class: 'shell' }, top, h('nav', { class: 'sidenav nav', 'aria-label': 'Main' }, $nav), $main));
+}
+
+// ---------------------------------------------------------------------------
+// router
+
+const ROUTES = [
+  [/^\/$/, pageOverview],
+  [/^\/customers$/, pageCustomers],
+  [/^\/customers\/(.+)$/, pageCustomer],
+  [/^\/metrics$/, pageMetrics],
+  [/^\/plans$/, pagePlans],
+  [/^\/settings$/, pageSettings],
+  [/^\/(usage|invoices|reports)$/, pageSoon],
+];
+
+function route() {
+  if (!state.me || !$main) return;
+  const path = (location.hash || '#/').slice(1) || '/';
+  let handler = null;
+  let params = [];
+  for (const [re, fn] of ROUTES) {
+    const m = path.match(re);
+    if (m) { handler = fn; params = m.slice(1).map(decodeURIComponent); break; }
+  }
+  if (!handler || (handler === pageSettings && !isOwner())) { location.hash = '#/'; return; }
+  const top = `/${path.split('/')[1] || ''}`;
+  $nav.querySelectorAll('a[data-path]').forEach((a) => {
+    const on = a.dataset.path === top;
+    a.classList.toggle('active', on);
+    if (on) {
+      a.setAttribute('aria-current', 'page');
+      if (a.parentNode.scrollWidth > a.parentNode.clientWidth) a.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    } else {
+      a.removeAttribute('aria-current');
+    }
+  });
+  const page = h('div', { class: 'page' });
+  clear($main).appendChild(page);
+  window.scrollTo(0, 0);
+  if (needsOrg() && handler !== pageOverview && handler !== pageSoon) {
+    pageChooseOrg(page);
+    return;
+  }
+  handler(page, ...params).catch((err) => {
+    if (err instanceof ApiError && err.status === 401) return;
+    console.error(err);
+    page.appendChild(h('div', { class: 'alert', role: 'alert' }, err instanceof ApiError ? errorText(err) : 'Something went wrong.'));
+  });
+}
+
+function pageHead(title, sub, actions, crumb) {
+  return h('div', { class: 'page-head' },
+    h('div', { class: 'titles' }, crumb || null, h('h1', null, title), sub ? h('p', { class: 'muted' }, sub) : null),
+    actions && actions.filter(Boolean).length ? h('div', { class: 'actions' }, actions) : null);
+}
+
+const loading = () => h('div', { class: 'loading' }, 'Loading…');
+
+function empty(title, text, action) {
+  return h('div', { class: 'empty' }, h('div', { class: 'empty-title' }, title), text ? h('p', null, text) : null, action || null);
+}
+
+// ---------------------------------------------------------------------------
+// overview
+
+async function pageOverview(page) {
+  const { user } = state.me;
+  if (needsOrg()) { pageChooseOrg(page); return; }
+  const org = currentOrg();
+  page.appendChild(pageHead('Overview', `${org.name} · signed in as ${user.name}`));
+  const stats = h('div', { class: 'stats' });
+  const steps = h('ol', { class: 'steps' });
+  page.append(stats, h('section', { class: 'card' },
+    h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Getting started'),
+      h('p', { class: 'sub' }, 'Four steps from zero to your first usage-based invoice.'))), steps));
+
+  const count = async (path) => {
+    const p = await api('GET', `${path}?limit=1000`);
+    return p.next_cursor ? `${p.data.length}+` : String(p.data.length);
+  };
+  const [nc, nm, np, nk] = await Promise.all([
+    count('/v1/customers'), count('/v1/metrics'), count('/v1/plans'),
+    isOwner() ? count('/v1/api-keys').catch(() => null) : Promise.resolve(null),
+  ]);
+  const stat = (label, value, href, link) => h('a', { class: 'card stat', href },
+    h('span', { class: 'stat-label' }, label), h('span', { class: 'stat-value', dataset: { testid: `count-${label.toLowerCase()}` } }, value),
+    h('span', { class: 'stat-link' }, link));
+  stats.append(stat('Customers', nc, '#/customers', 'View customers →'),
+    stat('Metrics', nm, '#/metrics', 'View metrics →'),
+    stat('Plans', np, '#/plans', 'View plans →'));
+
+  const step = (n, done, title, desc, href, label) => h('li', { class: done ? 'done' : null },
+    h('span', { class: 'step-mark', 'aria-label': done ? 'done' : `step ${n}` }, done ? '✓' : String(n)),
+    h('div', { class: 'step-text' }, h('div', { class: 'step-title' }, title), h('div', { class: 'step-desc' }, desc)),
+    href ? h('a', { class: 'btn sm', href }, label) : null);
+  steps.append(
+    step(1, nm !== '0', 'Define a metric', 'What you measure: API calls, minutes, gigabyte-hours…', '#/metrics', 'Metrics'),
+    step(2, np !== '0', 'Create a plan', 'A base fee plus a charge per metric: per unit, package or tiers.', '#/plans', 'Plans'),
+    step(3, nc !== '0', 'Add a customer', 'Give each customer your own external ID and put them on a plan.', '#/customers', 'Customers'),
+    isOwner()
+      ? step(4, nk != null && nk !== '0', 'Send usage', h('span', null, 'Create an API key, then ', h('code', null, 'POST /v1/usage'), ' from your servers.'), '#/settings', 'API keys')
+      : step(4, false, 'Send usage', h('span', null, 'Your servers send events to ', h('code', null, 'POST /v1/usage'), ' with an API key.'), null));
+}
+
+async function pageChooseOrg(page) {
+  page.appendChild(pageHead('Choose an organization', 'As a platform admin you can work in any organization. Pick one here or in the top bar.'));
+  const card = h('section', { class: 'card' });
+  page.appendChild(card);
+  if (!state.orgs.length) { card.appendChild(empty('No organizations yet', 'Organizations appear here when someone signs up.')); return; }
+  const filter = input({ type: 'search', placeholder: 'Filter by name or slug', 'aria-label': 'Filter organizations', autocomplete: 'off' });
+  const count = h('span', { class: 'count' });
+  const none = empty('No organization matches', 'Try another part of the name or slug.');
+  const rows = state.orgs.map((o) => {
+    const tr = h('tr', { class: 'clickable', tabindex: 0, dataset: { slug: o.slug }, onclick: () => chooseOrg(o.slug),
+      onkeydown: (e) => { if (e.key === 'Enter') chooseOrg(o.slug); } },
+    h('td', null, h('div', { class: 'primary-cell' }, o.name), h('div', { class: 'sub-cell' }, o.slug)),
+    h('td', null, o.currency), h('td', { class: 'hide-sm' }, fmtDate(o.created_at)));
+    tr.matchText = `${o.name} ${o.slug}`.toLowerCase();
+    return tr;
+  });
+  const table = h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+    h('thead', null, h('tr', null, h('th', null, 'Organization'), h('th', null, 'Currency'), h('th', { class: 'hide-sm' }, 'Created'))),
+    h('tbody', null, rows)));
+  const apply = () => {
+    const q = filter.value.trim().toLowerCase();
+    let n = 0;
+    for (const tr of rows) { tr.hidden = !!q && !tr.matchText.includes(q); if (!tr.hidden) n++; }
+    count.textContent = `${n} of ${rows.length} organization${rows.length === 1 ? '' : 's'}`;
+    table.hidden = n === 0;
+    none.hidden = n !== 0;
+  };
+  filter.addEventListener('input', apply);
+  card.append(h('div', { class: 'toolbar' }, h('div', { class: 'search' }, icon('search'), filter), count), table, none);
+  apply();
+  filter.focus();
+}
+
+// ---------------------------------------------------------------------------
+// customers
+
+function addressText(a) {
+  if (!a) return '—';
+  const parts = [a.line1, a.line2, a.city, a.region, a.postal_code, a.country].filter((x) => x);
+  return parts.length ? parts.join(', ') : '—';
+}
+
+async function planOptions() {
+  const plans = await getPlans();
+  return [['', '— No plan —'], ...plans.map((p) => [p.code, `${p.name} (${p.code}, ${p.currency})`])];
+}
+
+async function customerForm(onDone, onCancel) {
+  const org = currentOrg();
+  const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Create customer');
+  const form = h('form', { 'aria-label': 'New customer' },
+    h('div', { class: 'grid cols-2' },
+      field({ label: 'External ID', name: 'external_id', required: true, control: input({ mono: true, placeholder: 'site-00042', autocomplete: 'off' }),
+        hint: 'Your own ID for this customer; usage events refer to it. It cannot be changed later.' }),
+      field({ label: 'Name', name: 'name', required: true, control: input({ placeholder: 'Acme Robotics' }) }),
+      field({ label: 'Billing email', name: 'email', control: input({ type: 'email', placeholder: 'billing@acme.example' }) }),
+      field({ label: 'Currency', name: 'currency', control: input({ maxlength: 3, placeholder: org ? org.currency : 'USD', autocomplete: 'off' }),
+        hint: `ISO 4217 code. Leave blank for the organization's default${org ? ` (${org.currency})` : ''}.` }),
+      field({ label: 'Plan', name: 'plan', control: select(await planOptions(), '') }),
+      h('div', { class: 'grid cols-2' },
+        field({ label: 'City', name: 'billing_address.city', control: input({ autocomplete: 'address-level2' }) }),
+        field({ label: 'Country', name: 'billing_address.country', control: input({ autocomplete: 'country', placeholder: 'US' }) })),
+      h('div', { class: 'span-2' }, checkbox({ name: 'require_approval', label: 'Require approval before invoices are issued',
+        hint: 'An approver must accept each invoice for this customer.' }))),
+    formAlert(),
+    h('div', { class: 'form-actions' }, h('button', { class: 'btn', type: 'button', onclick: onCancel }, 'Cancel'), btn));
+
+  onSubmit(form, btn, 'Creating…', async () => {
+    const body = { external_id: val(form, 'external_id'), name: val(form, 'name'), require_approval: form.elements.namedItem('require_approval').checked };
+    const email = val(form, 'email');
+    const currency = val(form, 'currency').toUpperCase();
+    const plan = val(form, 'plan');
+    const city = val(form, 'billing_address.city');
+    const country = val(form, 'billing_address.country');
+    if (email) body.email = email;
+    if (currency) body.currency = currency;
+    if (plan) body.plan = plan;
+    if (city || country) body.billing_address = { ...(city ? { city } : {}), ...(country ? { country } : {}) };
+    const c = await api('POST', '/v1/customers', body);
+    toast(`Customer “${c.name}” created.`);
+    form.reset();
+    onDone(c);
+  });
+  return form;
+}
+
+async function pageCustomers(page) {
+  const newBtn = canWriteCatalog() ? h('button', { class: 'btn primary', type: 'button' }, h('span', { class: 'plus' }, '+'), 'New customer') : null;
+  page.appendChild(pageHead('Customers', 'The accounts you bill. Each is identified by your own external ID.', [newBtn]));
+  const formSlot = h('section', { class: 'card form-card', hidden: true });
+  page.appendChild(formSlot);
+
+  const q = input({ type: 'search', placeholder: 'Search by name, external ID or email', 'aria-label': 'Search customers', autocomplete: 'off' });
+  const countEl = h('span', { class: 'count' });
+  const tbody = h('tbody');
+  const table = h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+    h('thead', null, h('tr', null, h('th', null, 'Customer'), h('th', { class: 'hide-sm' }, 'Email'), h('th', null, 'Plan'),
+      h('th', null, 'Currency'), h('th', { class: 'hide-sm' }, 'Location'), h('th', { class: 'hide-sm' }, 'Approval'))),
+    tbody));
+  const status = h('div');
+  const more = h('button', { class: 'btn', type: 'button' }, 'Load more');
+  const foot = h('div', { class: 'card-foot', hidden: true }, more);
+  page.appendChild(h('section', { class: 'card' },
+    h('div', { class: 'toolbar' }, h('div', { class: 'search' }, icon('search'), q), countEl), table, status, foot));
+
+  let cursor = null;
+  let seq = 0;
+  let shown = 0;
+
+  const row = (c) => h('tr', { class: 'clickable', tabindex: 0, dataset: { externalId: c.external_id },
+    onclick: () => { location.hash = `#/customers/${encodeURIComponent(c.external_id)}`; },
+    onkeydown: (e) => { if (e.key === 'Enter') location.hash = `#/customers/${encodeURIComponent(c.external_id)}`; } },
+  h('td', null, h('div', { class: 'primary-cell' }, c.name), h('div', { class: 'sub-cell' }, c.external_id)),
+  h('td', { class: 'hide-sm' }, dash(c.email)),
+  h('td', null, c.plan ? h('span', { class: 'badge blue' }, c.plan) : h('span', { class: 'muted' }, '—')),
+  h('td', null, c.currency || h('span', { class: 'muted', title: 'Organization default currency' }, defaultCurrency())),
+  h('td', { class: 'hide-sm' }, c.billing_address ? [c.billing_address.city, c.billing_address.country].filter(Boolean).join(', ') || '—' : '—'),
+  h('td', { class: 'hide-sm' }, c.require_approval ? h('span', { class: 'badge amber' }, 'Required') : h('span', { class: 'muted' }, '—')));
+
+  async function load(reset) {
+    const my = ++seq;
+    if (reset) { cursor = null; shown = 0; }
+    const term = q.value.trim();
+    const qs = new URLSearchParams({ limit: '50' });
+    if (term) qs.set('q', term);
+    if (cursor && !reset) qs.set('cursor', cursor);
+    if (reset) clear(status).appendChild(loading());
+    more.disabled = true;
+    try {
+      const page1 = await api('GET', `/v1/customers?${qs}`);
+      if (my !== seq) return;
+      if (reset) clear(tbody);
+      clear(status);
+      page1.data.forEach((c) => tbody.appendChild(row(c)));
+      shown += page1.data.length;
+      cursor = page1.next_cursor;
+      foot.hidden = !cursor;
+      table.hidden = shown === 0;
+      countEl.textContent = shown === 0 ? '' : `${shown}${cursor ? '+' : ''} customer${shown === 1 && !cursor ? '' : 's'}`;
+      if (shown === 0) {
+        status.appendChild(term
+          ? empty('No customers match', `Nothing found for “${term}”. Try part of a name, ID or email.`)
+          : empty('No customers yet', canWriteCatalog() ? 'Create your first customer to start billing usage.' : 'Customers will appear here once they are created.'));
+      }
+    } catch (err) {
+      if (my !== seq) return;
+      clear(status).appendChild(h('div', { class: 'card-body' }, h('div', { class: 'alert', role: 'alert' }, errorText(err))));
+    } finally {
+      more.disabled = false;
+    }
+  }
+
+  let timer = null;
+  q.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => load(true), 250); });
+  more.addEventListener('click', () => load(false));
+
+  if (newBtn) {
+    newBtn.addEventListener('click', async () => {
+      if (!formSlot.hidden) return;
+      const close = () => { formSlot.hidden = true; clear(formSlot); newBtn.disabled = false; };
+      newBtn.disabled = true;
+      clear(formSlot).append(h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'New customer'),
+        h('p', { class: 'sub' }, 'Fields marked * are required.'))), h('div', { class: 'card-body' }, loading()));
+      formSlot.hidden = false;
+      try {
+        const form = await customerForm(async (c) => {
+          close();
+          q.value = '';
+          await load(true);
+          const tr = tbody.querySelector(`tr[data-external-id="${CSS.escape(c.external_id)}"]`);
+          if (tr) { tr.classList.add('flash'); setTimeout(() => tr.classList.remove('flash'), 2500); }
+        }, close);
+        clear(formSlot.lastChild).appendChild(form);
+        form.elements.namedItem('external_id').focus();
+      } catch (err) {
+        clear(formSlot.lastChild).appendChild(h('div', { class: 'alert', role: 'alert' }, errorText(err)));
+        newBtn.disabled = false;
+      }
+    });
+  }
+  await load(true);
+}
+
+async function pageCustomer(page, externalId) {
+  const crumb = h('div', { class: 'crumb' }, h('a', { href: '#/customers' }, 'Customers'), ' / ', externalId);
+  page.appendChild(loading());
+  let c;
+  try {
+    c = await api('GET', `/v1/customers/${encodeURIComponent(externalId)}`);
+  } catch (err) {
+    clear(page).append(pageHead('Customer not found', null, null, crumb),
+      h('div', { class: 'alert', role: 'alert' }, err.status === 404 ? `There is no customer with external ID “${externalId}”.` : errorText(err)));
+    return;
+  }
+  const plans = canWriteCatalog() ? await planOptions() : null;
+
+  const head = h('div');
+  const details = h('section', { class: 'card' });
+  const drawHead = () => clear(head).appendChild(pageHead(c.name, null, null, crumb));
+  const drawDetails = () => {
+    clear(details).append(h('div', { class: 'card-head' }, h('h2', null, 'Details'),
+      c.require_approval ? h('span', { class: 'badge amber' }, 'Approval required') : null),
+    h('div', { class: 'card-body' }, h('dl', { class: 'kv' },
+      h('dt', null, 'External ID'), h('dd', null, h('code', null, c.external_id)),
+      h('dt', null, 'Name'), h('dd', { dataset: { testid: 'customer-name' } }, c.name),
+      h('dt', null, 'Billing email'), h('dd', null, dash(c.email)),
+      h('dt', null, 'Plan'), h('dd', null, c.plan ? h('a', { href: '#/plans' }, c.plan) : '—'),
+      h('dt', null, 'Currency'), h('dd', null, c.currency || h('span', { class: 'muted' }, `${defaultCurrency()} (organization default)`)),
+      h('dt', null, 'Billing address'), h('dd', { dataset: { testid: 'customer-address' } }, addressText(c.billing_address)),
+      h('dt', null, 'Invoice approval'), h('dd', null, c.require_approval ? 'Required' : 'Not required'),
+      h('dt', null, 'Tax rate'), h('dd', null, c.tax_rate == null ? 'Organization default' : c.tax_rate),
+      h('dt', null, 'Created'), h('dd', null, fmtDate(c.created_at)),
+      h('dt', null, 'Updated'), h('dd', null, fmtDate(c.updated_at)))));
+  };
+  drawHead();
+  drawDetails();
+  clear(page).append(head);
+
+  if (!plans) { page.appendChild(details); return; }
+
+  const addr = c.billing_address || {};
+  const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Save changes');
+  const form = h('form', { 'aria-label': 'Edit customer' },
+    h('div', { class: 'grid cols-2' },
+      field({ label: 'Name', name: 'name', required: true, control: input({ value: c.name }) }),
+      field({ label: 'Billing email', name: 'email', control: input({ type: 'email', value: c.email || '' }) }),
+      field({ label: 'Currency', name: 'currency', control: input({ maxlength: 3, value: c.currency || '', placeholder: `${defaultCurrency()} (default)` }) }),
+      field({ label: 'Plan', name: 'plan', control: select(plans.some(([v]) => v === (c.plan || '')) ? plans : [...plans, [c.plan, c.plan]], c.plan || '') }),
+      field({ label: 'City', name: 'billing_address.city', control: input({ value: addr.city || '' }) }),
+      field({ label: 'Country', name: 'billing_address.country', control: input({ value: addr.country || '' }) }),
+      h('div', { class: 'span-2' }, checkbox({ name: 'require_approval', label: 'Require approval before invoices are issued', checked: c.require_approval }))),
+    formAlert(),
+    h('div', { class: 'form-actions' }, btn));
+
+  onSubmit(form, btn, 'Saving…', async () => {
+    const patch = {};
+    const name = val(form, 'name');
+    const email = val(form, 'email');
+    const currency = val(form, 'currency').toUpperCase();
+    const plan = val(form, 'plan');
+    const approval = form.elements.namedItem('require_approval').checked;
+    const a = c.billing_address || {};
+    const city = val(form, 'billing_address.city');
+    const country = val(form, 'billing_address.country');
+    if (name !== c.name) patch.name = name;
+    if (email !== (c.email || '')) patch.email = email || null;
+    if (currency !== (c.currency || '')) patch.currency = currency || null;
+    if (plan !== (c.plan || '')) patch.plan = plan || null;
+    if (approval !== !!c.require_approval) patch.require_approval = approval;
+    if (city !== (a.city || '') || country !== (a.country || '')) {
+      patch.billing_address = { ...a, city: city || null, country: country || null };
+    }
+    if (!Object.keys(patch).length) { toast('Nothing to save — no field changed.'); return; }
+    c = await api('PATCH', `/v1/customers/${encodeURIComponent(c.external_id)}`, patch);
+    toast('Customer saved.');
+    drawHead();
+    drawDetails();
+  });
+
+  page.appendChild(h('div', { class: 'grid cols-2 split' }, details,
+    h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Edit customer')), h('div', { class: 'card-body' }, form))));
+}
+
+// ---------------------------------------------------------------------------
+// metrics
+
+const AGG = {
+  sum: ['Sum', 'Adds up the quantity of every event.'],
+  count: ['Count', 'Counts events; quantities are ignored.'],
+  max: ['Maximum', 'The largest quantity seen in the period.'],
+  unique_count: ['Unique count', 'Counts distinct values of one event property.'],
+};
+
+function metricForm(onDone, onCancel) {
+  const agg = select(Object.entries(AGG).map(([k, [l]]) => [k, `${l} (${k})`]), 'sum');
+  const aggHint = h('span', null, AGG.sum[1]);
+  const uniqueField = field({ label: 'Unique property', name: 'unique_property', required: true, control: input({ mono: true, placeholder: 'user_id' }),
+    hint: 'The event property whose distinct values are counted.' });
+  uniqueField.hidden = true;
+  agg.addEventListener('change', () => {
+    aggHint.textContent = AGG[agg.value][1];
+    uniqueField.hidden = agg.value !== 'unique_count';
+  });
+  const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Create metric');
+  const form = h('form', { 'aria-label': 'New metric' },
+    h('div', { class: 'grid cols-2' },
+      field({ label: 'Code', name: 'code', required: true, control: input({ mono: true, placeholder: 'api_calls', autocomplete: 'off' }),
+        hint: 'Letters, digits and _ . : - — usage events name the metric by this code.' }),
+      field({ label: 'Name', name: 'name', required: true, control: input({ placeholder: 'API calls' }) }),
+      field({ label: 'Aggregation', name: 'aggregation', required: true, control: agg, hint: aggHint }),
+      field({ label: 'Unit', name: 'unit', control: input({ placeholder: 'call, minute, GB-hour' }), hint: 'Shown next to quantities on invoices.' }),
+      uniqueField),
+    formAlert(),
+    h('div', { class: 'form-actions' }, h('button', { class: 'btn', type: 'button', onclick: onCancel }, 'Cancel'), btn));
+  onSubmit(form, btn, 'Creating…', async () => {
+    const body = { code: val(form, 'code'), name: val(form, 'name'), aggregation: agg.value };
+    const unit = val(form, 'unit');
+    if (unit) body.unit = unit;
+    if (agg.value === 'unique_count') body.unique_property = val(form, 'unique_property') || null;
+    const m = await api('POST', '/v1/metrics', body);
+    delete state.cache.metrics;
+    toast(`Metric “${m.code}” created.`);
+    onDone(m);
+  });
+  return form;
+}
+
+function formToggle(page, title, newBtn, build, reload) {
+  const slot = h('section', { class: 'card form-card', hidden: true });
+  page.appendChild(slot);
+  if (!newBtn) return slot;
+  newBtn.addEventListener('click', async () => {
+    if (!slot.hidden) return;
+    const close = () => { slot.hidden = true; clear(slot); newBtn.disabled = false; };
+    newBtn.disabled = true;
+    const body = h('div', { class: 'card-body' }, loading());
+    clear(slot).append(h('div', { class: 'card-head' }, h('div', null, h('h2', null, title), h('p', { class: 'sub' }, 'Fields marked * are required.'))), body);
+    slot.hidden = false;
+    try {
+      const form = await build(async (obj) => { close(); await reload(obj); }, close);
+      clear(body).appendChild(form);
+      const first = form.querySelector('input, select');
+      if (first) first.focus();
+    } catch (err) {
+      clear(body).appendChild(h('div', { class: 'alert', role: 'alert' }, errorText(err)));
+      newBtn.disabled = false;
+    }
+  });
+  return slot;
+}
+
+async function pageMetrics(page) {
+  const newBtn = canWriteCatalog() ? h('button', { class: 'btn primary', type: 'button' }, h('span', { class: 'plus' }, '+'), 'New metric') : null;
+  page.appendChild(pageHead('Metrics', 'What you measure. Usage events name a metric by its code.', [newBtn]));
+  const list = h('section', { class: 'card' }, loading());
+  formToggle(page, 'New metric', newBtn, metricForm, () => draw());
+  page.appendChild(list);
+
+  async function draw() {
+    const metrics = await getMetrics();
+    clear(list);
+    if (!metrics.length) {
+      list.appendChild(empty('No metrics yet', canWriteCatalog() ? 'Define what you measure — for example API calls or VM minutes.' : 'Metrics will appear here once they are defined.'));
+      return;
+    }
+    list.appendChild(h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('thead', null, h('tr', null, h('th', null, 'Metric'), h('th', null, 'Aggregation'), h('th', null, 'Unit'),
+        h('th', { class: 'hide-sm' }, 'Unique property'), h('th', { class: 'hide-sm' }, 'Created'))),
+      h('tbody', null, metrics.map((m) => h('tr', { dataset: { code: m.code } },
+        h('td', null, h('div', { class: 'primary-cell' }, m.name), h('div', { class: 'sub-cell' }, m.code)),
+        h('td', null, h('span', { class: 'badge', title: (AGG[m.aggregation] || [])[1] }, m.aggregation)),
+        h('td', null, dash(m.unit)),
+        h('td', { class: 'hide-sm' }, m.unique_property ? h('code', null, m.unique_property) : '—'),
+        h('td', { class: 'hide-sm' }, fmtDate(m.created_at))))))));
+  }
+  await draw();
+}
+
+// ---------------------------------------------------------------------------
+// plans
+
+const MODELS = {
+  per_unit: ['Per unit', 'One price for every unit.'],
+  package: ['Package', 'A price per started package of N units.'],
+  graduated: ['Graduated tiers', 'Each tier prices the units that fall inside it.'],
+  volume: ['Volume tiers', 'The tier the total reaches prices every unit.'],
+};
+
+function tierLines(ch, currency) {
+  const tiers = ch.tiers || [];
+  return h('ul', { class: 'tiers' }, tiers.map((t, i) => {
+    const prev = i > 0 ? tiers[i - 1].up_to : null;
+    let range;
+    if (tiers.length === 1) range = 'All units';
+    else if (i === 0) range = `Up to ${t.up_to}`;
+    else if (t.up_to == null) range = `Above ${prev}`;
+    else range = `${prev} – ${t.up_to}`;
+    const flat = t.flat_fee && t.flat_fee !== '0' ? ` + ${money(t.flat_fee, currency)} flat` : '';
+    return h('li', null, `${range}: `, h('span', { class: 'amt' }, money(t.unit_price, currency)), ' each', flat);
+  }));
+}
+
+function chargeSummary(ch, currency, unitOf) {
+  const unit = unitOf(ch.metric) || 'unit';
+  let price;
+  if (ch.model === 'per_unit') price = h('span', null, h('span', { class: 'amt' }, money(ch.unit_price, currency)), ` per ${unit}`);
+  else if (ch.model === 'package') price = h('span', null, h('span', { class: 'amt' }, money(ch.unit_price, currency)), ` per package of ${ch.package_size} ${unit}`);
+  else price = tierLines(ch, currency);
+  const extras = [];
+  if (ch.included_units && ch.included_units !== '0') extras.push(`Included: ${ch.included_units} ${unit}`);
+  if (ch.minimum && ch.minimum !== '0') extras.push(`Minimum: ${money(ch.minimum, currency)}`);
+  return [price, extras.length ? h('div', { class: 'charge-extra' }, extras.join(' · ')) : null];
+}
+
+async function pagePlans(page) {
+  const newBtn = canWriteCatalog() ? h('button', { class: 'btn primary', type: 'button' }, h('span', { class: 'plus' }, '+'), 'New plan') : null;
+  page.appendChild(pageHead('Plans', 'How usage becomes money: a base fee plus one charge per metric.', [newBtn]));
+  const list = h('div', { class: 'plan-list' }, loading());
+  formToggle(page, 'New plan', newBtn, planForm, () => draw());
+  page.appendChild(list);
+
+  async function draw() {
+    const [plans, metrics] = await Promise.all([getPlans(), getMetrics()]);
+    const units = new Map(metrics.map((m) => [m.code, m.unit]));
+    const names = new Map(metrics.map((m) => [m.code, m.name]));
+    clear(list);
+    if (!plans.length) {
+      list.appendChild(h('section', { class: 'card' }, empty('No plans yet',
+        canWriteCatalog() ? 'Create a plan to price your metrics, then put customers on it.' : 'Plans will appear here once they are created.')));
+      return;
+    }
+    for (const p of plans) {
+      list.appendChild(h('section', { class: 'card plan-card', dataset: { code: p.code } },
+        h('div', { class: 'card-head' },
+          h('div', null, h('h2', null, p.name, h('span', { class: 'badge mono' }, p.code)),
+            h('div', { class: 'plan-meta' },
+              h('span', null, 'Currency ', h('strong', null, p.currency)),
+              h('span', null, 'Base fee ', h('strong', null, money(p.base_fee || '0', p.currency))),
+              h('span', null, `${p.charges.length} charge${p.charges.length === 1 ? '' : 's'}`)))),
+        p.charges.length
+          ? h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+            h('thead', null, h('tr', null, h('th', null, 'Metric'), h('th', null, 'Model'), h('th', null, 'Pricing'))),
+            h('tbody', null, p.charges.map((ch) => h('tr', null,
+              h('td', null, h('div', { class: 'primary-cell' }, names.get(ch.metric) || ch.metric), h('div', { class: 'sub-cell' }, ch.metric)),
+              h('td', null, h('span', { class: 'badge blue', title: (MODELS[ch.model] || [])[1] }, ch.model)),
+              h('td', null, chargeSummary(ch, p.currency, (code) => units.get(code))))))))
+          : h('div', { class: 'card-body muted' }, 'Base fee only — no usage charges.')));
+    }
+  }
+  await draw();
+}
+
+async function planForm(onDone, onCancel) {
+  const org = currentOrg();
+  const metrics = await getMetrics();
+  const charges = h('div', { class: 'charges-editor' });
+  const addCharge = h('button', { class: 'btn', type: 'button', disabled: !metrics.length }, h('span', { class: 'plus' }, '+'), 'Add charge');
+  const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Create plan');
+  const form = h('form', { 'aria-label': 'New plan' },
+    h('div', { class: 'grid cols-4' },
+      field({ label: 'Code', name: 'code', required: true, control: input({ mono: true, placeholder: 'pro-monthly', autocomplete: 'off' }) }),
+      field({ label: 'Name', name: 'name', required: true, control: input({ placeholder: 'Pro' }) }),
+      field({ label: 'Currency', name: 'currency', required: true, control: input({ maxlength: 3, value: org ? org.currency : 'USD' }) }),
+      field({ label: 'Base fee', name: 'base_fee', control: input({ inputmode: 'decimal', placeholder: '0.00' }), hint: 'Charged every period.' })),
+    h('fieldset', { class: 'charges-block' },
+      h('legend', null, 'Usage charges'),
+      metrics.length ? null : h('div', { class: 'alert warn' }, 'Define a metric first — charges price a metric. ', h('a', { href: '#/metrics' }, 'Go to metrics')),
+      charges,
+      h('div', { class: 'field-error', dataset: { errorFor: 'charges' }, hidden: true }),
+      h('div', { class: 'form-actions' }, addCharge, h('div', { class: 'spacer' }))),
+    formAlert(),
+    h('div', { class: 'form-actions' }, h('button', { class: 'btn', type: 'button', onclick: onCancel }, 'Cancel'), btn));
+
+  // Each input carries data-rel (its key inside a charge or tier); reindex()
+  // turns that into the API's field path so 422 details land next to it.
+  const rel = (el, name) => { el.dataset.rel = name; return el; };
+  const relField = (label, name, control, hint, required) => {
+    const f = field({ label, control: rel(control, name), hint, required });
+    f.querySelector('.field-error').dataset.relErr = name;
+    return f;
+  };
+
+  function reindex() {
+    [...charges.children].forEach((row, i) => {
+      const p = `charges[${i}]`;
+      row.querySelector('.charge-title h3').textContent = `Charge ${i + 1}`;
+      row.querySelectorAll('[data-rel]').forEach((el) => {
+        const tr = el.closest('tr.tier');
+        const path = tr ? `${p}.tiers[${[...tr.parentNode.children].indexOf(tr)}].${el.dataset.rel}` : `${p}.${el.dataset.rel}`;
+        el.dataset.field = path;
+      });
+      row.querySelectorAll('[data-rel-err]').forEach((el) => {
+        const tr = el.closest('tr.tier');
+        el.dataset.errorFor = tr ? `${p}.tiers[${[...tr.parentNode.children].indexOf(tr)}].${el.dataset.relErr}` : `${p}.${el.dataset.relErr}`;
+      });
+      const tb = row.querySelector('tbody');
+      if (tb) {
+        const trs = [...tb.children];
+        trs.forEach((tr, j) => {
+          const prev = j > 0 ? trs[j - 1].querySelector('[data-rel="up_to"]').value.trim() : '0';
+          tr.querySelector('.tier-from').textContent = prev || '…';
+          tr.querySelector('[data-rel="up_to"]').placeholder = j === trs.length - 1 ? '∞ (no limit)' : 'e.g. 1000';
+          tr.querySelector('.tier-remove').disabled = trs.length <= 1;
+        });
+      }
+    });
+  }
+
+  function tierRow(upTo = '', price = '') {
+    const err = (name) => h('div', { class: 'field-error', dataset: { relErr: name }, hidden: true });
+    const upInput = rel(input({ inputmode: 'decimal', value: upTo, 'aria-label': 'Up to' }), 'up_to');
+    upInput.addEventListener('input', reindex);
+    const tr = h('tr', { class: 'tier' },
+      h('td', { class: 'tier-from' }, '0'),
+      h('td', null, upInput, err('up_to')),
+      h('td', null, rel(input({ inputmode: 'decimal', value: price, placeholder: '0.00', 'aria-label': 'Unit price' }), 'unit_price'), err('unit_price')),
+      h('td', null, rel(input({ inputmode: 'decimal', placeholder: '0', 'aria-label': 'Flat fee' }), 'flat_fee'), err('flat_fee')),
+      h('td', null, h('button', { class: 'btn ghost sm tier-remove', type: 'button', 'aria-label': 'Remove tier', onclick: () => { tr.remove(); reindex(); } }, '✕')));
+    return tr;
+  }
+
+  function chargeRow() {
+    const metricSel = rel(select(metrics.map((m) => [m.code, `${m.name} (${m.code})`]), metrics[0] ? metrics[0].code : ''), 'metric');
+    const modelSel = rel(select(Object.entries(MODELS).map(([k, [l]]) => [k, l]), 'per_unit'), 'model');
+    const modelHint = h('span', null, MODELS.per_unit[1]);
+    const priceSlot = h('div');
+    const row = h('div', { class: 'charge-row' },
+      h('div', { class: 'charge-title' }, h('h3', null, 'Charge'),
+        h('button', { class: 'btn ghost sm', type: 'button', onclick: () => { row.remove(); reindex(); } }, 'Remove')),
+      h('div', { class: 'grid cols-2' },
+        relField('Metric', 'metric', metricSel, null, true),
+        relField('Pricing model', 'model', modelSel, modelHint, true)),
+      priceSlot,
+      h('div', { class: 'grid cols-2' },
+        relField('Included units', 'included_units', input({ inputmode: 'decimal', placeholder: '0' }), 'Free units each period before pricing starts.'),
+        relField('Minimum', 'minimum', input({ inputmode: 'decimal', placeholder: '0.00' }), 'Smallest amount this charge bills per period.')),
+      h('div', { class: 'field-error', dataset: { relErr: 'tiers' }, hidden: true }));
+    row.modelSel = modelSel;
+    row.metricSel = metricSel;
+
+    const drawPrice = () => {
+      const m = modelSel.value;
+      modelHint.textContent = MODELS[m][1];
+      clear(priceSlot);
+      if (m === 'per_unit') {
+        priceSlot.appendChild(h('div', { class: 'grid cols-2' },
+          relField('Unit price', 'unit_price', input({ inputmode: 'decimal', placeholder: '0.002' }), null, true)));
+      } else if (m === 'package') {
+        priceSlot.appendChild(h('div', { class: 'grid cols-2' },
+          relField('Price per package', 'unit_price', input({ inputmode: 'decimal', placeholder: '5.00' }), null, true),
+          relField('Package size', 'package_size', input({ inputmode: 'decimal', placeholder: '1000' }), 'Units per package; a started package is billed in full.', true)));
+      } else {
+        const tbody = h('tbody', null, tierRow(), tierRow());
+        priceSlot.appendChild(h('div', { class: 'field' },
+          h('span', { class: 'label' }, 'Tiers'),
+          h('div', { class: 'table-wrap' }, h('table', { class: 'tier-table' },
+            h('thead', null, h('tr', null, h('th', null, 'From'), h('th', null, 'Up to'), h('th', null, 'Unit price'), h('th', null, 'Flat fee'), h('th', null, ''))),
+            tbody)),
+          h('div', null, h('button', { class: 'btn sm', type: 'button', onclick: () => { tbody.appendChild(tierRow()); reindex(); } },
+            h('span', { class: 'plus' }, '+'), 'Add tier')),
+          h('div', { class: 'hint' }, 'Leave “Up to” empty on the last tier: it has no upper limit.')));
+      }
+      reindex();
+    };
+    modelSel.addEventListener('change', drawPrice);
+    drawPrice();
+    return row;
+  }
+
+  addCharge.addEventListener('click', () => { charges.appendChild(chargeRow()); reindex(); });
+  if (metrics.length) { charges.appendChild(chargeRow()); reindex(); }
+
+  onSubmit(form, btn, 'Creating…', async () => {
+    reindex();
+    const dec = (root, name) => {
+      const el = root.querySelector(`[data-rel="${name}"]`);
+      return el ? el.value.trim() : '';
+    };
+    const body = { code: val(form, 'code'), name: val(form, 'name'), currency: val(form, 'currency').toUpperCase(), charges: [] };
+    const base = val(form, 'base_fee');
+    if (base) body.base_fee = base;
+    for (const row of charges.children) {
+      const ch = { metric: row.metricSel.value, model: row.modelSel.value };
+      if (ch.model === 'per_unit' || ch.model === 'package') {
+        if (dec(row, 'unit_price')) ch.unit_price = dec(row, 'unit_price');
+        if (ch.model === 'package' && dec(row, 'package_size')) ch.package_size = dec(row, 'package_size');
+      } else {
+        ch.tiers = [...row.querySelectorAll('tr.tier')].map((tr) => {
+          const t = { up_to: dec(tr, 'up_to') || null };
+          if (dec(tr, 'unit_price')) t.unit_price = dec(tr, 'unit_price');
+          if (dec(tr, 'flat_fee')) t.flat_fee = dec(tr, 'flat_fee');
+          return t;
+        });
+      }
+      if (dec(row, 'included_units')) ch.included_units = dec(row, 'included_units');
+      if (dec(row, 'minimum')) ch.minimum = dec(row, 'minimum');
+      body.charges.push(ch);
+    }
+    const p = await api('POST', '/v1/plans', body);
+    delete state.cache.plans;
+    toast(`Plan “${p.name}” created.`);
+    onDone(p);
+  });
+  return form;
+}
+
+// ---------------------------------------------------------------------------
+// settings: organization, team, API keys (owners and platform admins)
+
+async function pageSettings(page) {
+  const org = currentOrg();
+  page.appendChild(pageHead('Settings', org ? `${org.name} · ${org.slug}` : null));
+  if (!isOwner()) {
+    page.appendChild(h('div', { class: 'alert info' }, 'Only organization owners can manage the team and API keys.'));
+    return;
+  }
+  if (org) {
+    page.appendChild(h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, 'Organization')),
+      h('div', { class: 'card-body' }, h('dl', { class: 'kv' },
+        h('dt', null, 'Name'), h('dd', null, org.name),
+        h('dt', null, 'Slug'), h('dd', null, h('code', null, org.slug)),
+        h('dt', null, 'Default currency'), h('dd', null, dash(org.currency)),
+        h('dt', null, 'Invoice prefix'), h('dd', null, dash(org.invoice_prefix)),
+        h('dt', null, 'Tax rate'), h('dd', null, dash(org.tax_rate))))));
+  }
+  const team = h('section', { class: 'card', id: 'team' });
+  const keys = h('section', { class: 'card', id: 'api-keys' });
+  page.append(keys, team);
+  await Promise.all([drawKeys(keys), drawTeam(team)]);
+}
+
+async function drawTeam(card) {
+  const addBtn = h('button', { class: 'btn sm', type: 'button' }, h('span', { class: 'plus' }, '+'), 'Add member');
+  const formSlot = h('div', { class: 'card-body', hidden: true });
+  const list = h('div', null, loading());
+  clear(card).append(h('div', { class: 'card-head' },
+    h('div', null, h('h2', null, 'Team'), h('p', { class: 'sub' }, 'People who can sign in to this organization.')), addBtn),
+  formSlot, list);
+
+  const ROLES = [['viewer', 'Viewer — read only'], ['approver', 'Approver — approves invoices'],
+    ['finance', 'Finance — plans, customers, invoices'], ['owner', 'Owner — everything, incl. team and keys']];
+
+  addBtn.addEventListener('click', () => {
+    const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Add member');
+    const close = () => { formSlot.hidden = true; clear(formSlot); addBtn.disabled = false; };
+    const form = h('form', { 'aria-label': 'Add team member' },
+      h('div', { class: 'grid cols-2' },
+        field({ label: 'Name', name: 'name', required: true, control: input({ autocomplete: 'off' }) }),
+        field({ label: 'Email', name: 'email', required: true, control: input({ type: 'email', autocomplete: 'off' }) }),
+        field({ label: 'Initial password', name: 'password', required: true, control: input({ type: 'password', autocomplete: 'new-password' }),
+          hint: 'At least 8 characters. Share it with them privately.' }),
+        field({ label: 'Role', name: 'role', required: true, control: select(ROLES, 'viewer') })),
+      formAlert(),
+      h('div', { class: 'form-actions' }, h('button', { class: 'btn', type: 'button', onclick: close }, 'Cancel'), btn));
+    onSubmit(form, btn, 'Adding…', async () => {
+      const u = await api('POST', '/v1/users', { name: val(form, 'name'), email: val(form, 'email'),
+        password: form.elements.namedItem('password').value, role: val(form, 'role') });
+      toast(`${u.name} can now sign in as ${u.role}.`);
+      close();
+      await drawList();
+    });
+    addBtn.disabled = true;
+    clear(formSlot).appendChild(form);
+    formSlot.hidden = false;
+    form.elements.namedItem('name').focus();
+  });
+
+  async function drawList() {
+    const users = await listAll('/v1/users');
+    clear(list).appendChild(h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('thead', null, h('tr', null, h('th', null, 'Member'), h('th', null, 'Role'), h('th', { class: 'hide-sm' }, 'Added'))),
+      h('tbody', null, users.map((u) => h('tr', { dataset: { email: u.email } },
+        h('td', null, h('div', { class: 'primary-cell' }, u.name), h('div', { class: 'muted small' }, u.email)),
+        h('td', null, h('span', { class: `badge ${u.role === 'owner' ? 'blue' : ''}` }, ROLE_LABEL[u.role] || u.role)),
+        h('td', { class: 'hide-sm' }, fmtDate(u.created_at))))))));
+  }
+  await drawList();
+}
+
+async function copyText(text, inputEl) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    inputEl.focus();
+    inputEl.select();
+    try { return document.execCommand('copy'); } catch { return false; }
+  }
+}
+
+async function drawKeys(card) {
+  const newBtn = h('button', { class: 'btn sm', type: 'button' }, h('span', { class: 'plus' }, '+'), 'Create API key');
+  const formSlot = h('div', { class: 'card-body', hidden: true });
+  const secretSlot = h('div', { class: 'card-body', hidden: true });
+  const list = h('div', null, loading());
+  clear(card).append(h('div', { class: 'card-head' },
+    h('div', null, h('h2', null, 'API keys'), h('p', { class: 'sub' }, 'Keys let your servers send usage and read data. A key is shown only once, right after it is created.')),
+    newBtn), secretSlot, formSlot, list);
+
+  function showSecret(k) {
+    const keyInput = input({ readonly: true, value: k.key, 'aria-label': 'New API key', dataset: { testid: 'new-key' } });
+    const copy = h('button', { class: 'btn primary', type: 'button' }, 'Copy');
+    copy.addEventListener('click', async () => {
+      const ok = await copyText(k.key, keyInput);
+      copy.textContent = ok ? 'Copied ✓' : 'Select and copy';
+      setTimeout(() => { copy.textContent = 'Copy'; }, 2000);
+    });
+    const done = h('button', { class: 'btn', type: 'button' }, 'I have stored it safely');
+    done.addEventListener('click', () => { keyInput.value = ''; clear(secretSlot); secretSlot.hidden = true; });
+    clear(secretSlot).appendChild(h('div', { class: 'secret', role: 'status' },
+      h('div', { class: 'secret-title' }, `Your new key “${k.name}”`),
+      h('p', null, 'Copy it now and store it in your secrets manager. For your security it will not be shown again.'),
+      h('div', { class: 'secret-row' }, keyInput, copy),
+      h('div', null, done)));
+    secretSlot.hidden = false;
+    keyInput.addEventListener('focus', () => keyInput.select());
+  }
+
+  newBtn.addEventListener('click', () => {
+    const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Create key');
+    const close = () => { formSlot.hidden = true; clear(formSlot); newBtn.disabled = false; };
+    const form = h('form', { 'aria-label': 'New API key' },
+      h('div', { class: 'grid cols-2' },
+        field({ label: 'Name', name: 'name', required: true, control: input({ placeholder: 'Production ingest', autocomplete: 'off' }),
+          hint: 'Where the key is used, so you know what breaks if you revoke it.' }),
+        h('div', { class: 'field' }, h('span', { class: 'label' }, 'Scopes'),
+          checkbox({ name: 'scope_usage', label: 'usage:write', hint: 'Send usage events (POST /v1/usage).', checked: true }),
+          checkbox({ name: 'scope_read', label: 'read', hint: 'Read customers, metrics, plans and usage.' }),
+          h('div', { class: 'field-error', dataset: { errorFor: 'scopes' }, hidden: true }))),
+      formAlert(),
+      h('div', { class: 'form-actions' }, h('button', { class: 'btn', type: 'button', onclick: close }, 'Cancel'), btn));
+    onSubmit(form, btn, 'Creating…', async () => {
+      const scopes = [];
+      if (form.elements.namedItem('scope_usage').checked) scopes.push('usage:write');
+      if (form.elements.namedItem('scope_read').checked) scopes.push('read');
+      const k = await api('POST', '/v1/api-keys', { name: val(form, 'name'), scopes });
+      close();
+      showSecret(k);
+      await drawList();
+    });
+    newBtn.disabled = true;
+    clear(formSlot).appendChild(form);
+    formSlot.hidden = false;
+    form.elements.namedItem('name').focus();
+  });
+
+  function revokeCell(k) {
+    const cell = h('td', { class: 'right' });
+    const ask = () => {
+      const yes = h('button', { class: 'btn danger solid sm', type: 'button' }, 'Revoke');
+      const no = h('button', { class: 'btn sm', type: 'button', onclick: idle }, 'Keep');
+      yes.addEventListener('click', async () => {
+        yes.disabled = true;
+        try {
+          await api('DELETE', `/v1/api-keys/${encodeURIComponent(k.id)}`);
+          toast(`Key “${k.name}” revoked. Requests using it now fail.`);
+          await drawList();
+        } catch (err) {
+          toast(errorText(err), 'error');
+          yes.disabled = false;
+        }
+      });
+      clear(cell).appendChild(h('span', { class: 'confirm-inline' }, h('span', { class: 'q' }, 'Revoke this key?'), no, yes));
+    };
+    function idle() { clear(cell).appendChild(h('button', { class: 'btn danger sm', type: 'button', onclick: ask }, 'Revoke')); }
+    if (k.revoked_at) cell.appendChild(h('span', { class: 'badge red' }, `Revoked ${fmtDate(k.revoked_at)}`));
+    else idle();
+    return cell;
+  }
+
+  async function drawList() {
+    const rows = await listAll('/v1/api-keys');
+    rows.sort((a, b) => (!!a.revoked_at - !!b.revoked_at));
+    clear(list);
+    if (!rows.length) {
+      list.appendChild(empty('No API keys', 'Create a key for each server or integration that sends usage.'));
+      return;
+    }
+    list.appendChild(h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+      h('thead', null, h('tr', null, h('th', null, 'Name'), h('th', null, 'Key'), h('th', null, 'Scopes'),
+        h('th', { class: 'hide-sm' }, 'Created'), h('th', { class: 'hide-sm' }, 'Last used'), h('th', { class: 'right' }, ''))),
+      h('tbody', null, rows.map((k) => h('tr', { dataset: { keyId: k.id } },
+        h('td', { class: 'primary-cell' }, k.name),
+        h('td', null, h('code', null, `${k.prefix}…`)),
+        h('td', null, (k.scopes || []).map((s) => h('span', { class: 'badge' }, s)).reduce((a, b) => (a.length ? [...a, ' ', b] : [b]), [])),
+        h('td', { class: 'hide-sm' }, fmtDate(k.created_at)),
+        h('td', { class: 'hide-sm' }, k.last_used_at ? fmtDate(k.last_used_at) : h('span', { class: 'muted' }, 'Never')),
+        revokeCell(k)))))));
+  }
+  await drawList();
+}
+
+// ---------------------------------------------------------------------------
+// coming soon
+
+const SOON = {
+  usage: ['Usage', 'usage', 'Browse raw events and hourly, daily or monthly aggregates per customer and metric, and import usage from CSV files.',
+    'POST /v1/usage and GET /v1/usage/aggregate already work through the API.'],
+  invoices: ['Invoices', 'invoices', 'Generate drafts from metered usage, route them through approval, issue them with gapless numbers and download the PDFs.',
+    'Invoices are generated from the plans and usage you set up today.'],
+  reports: ['Reports', 'reports', 'Render usage and invoice reports as PDF files in the background and download them when they are ready.',
+    'Reports will cover every customer and metric you define.'],
+};
+
+async function pageSoon(page, which) {
+  const [title, ico, text, note] = SOON[which];
+  page.appendChild(pageHead(title));
+  page.appendChild(h('section', { class: 'card soon' },
+    h('div', { class: 'soon-ico' }, icon(ico, '')),
+    h('h2', null, `${title} is coming soon`),
+    h('p', null, text),
+    h('p', { class: 'small' }, note),
+    h('span', { class: 'badge blue' }, 'In development')));
+}
+
+// ---------------------------------------------------------------------------
+// boot
+
+async function boot(notice) {
+  try {
+    state.me = await api('GET', '/v1/me', undefined, { auth: false });
+  } catch (err) {
+    if (err.status === 401) { renderAuth(location.hash === '#/signup' ? 'signup' : 'login', notice); return; }
+    clear($app).appendChild(h('main', { class: 'auth' }, h('div', { class: 'auth-card' },
+      h('div', { class: 'auth-brand' }, h('img', { src: '/ui/logo.svg', alt: '', width: 32, height: 32 }), h('span', { class: 'name' }, 'Meterline')),
+      h('div', { class: 'alert', role: 'alert' }, errorText(err)),
+      h('div', { class: 'form-actions' }, h('button', { class: 'btn primary', type: 'button', onclick: () => boot() }, 'Retry')))));
+    return;
+  }
+  state.cache = {};
+  if (!state.me.user) { // an API key has no console
+    renderAuth('login', 'API keys cannot sign in to the console.');
+    return;
+  }
+  if (isAdmin()) {
+    state.orgs = await listAll('/v1/admin/organizations').catch(() => []);
+    const saved = state.org || localStorage.getItem(ORG_KEY);
+    state.org = state.orgs.some((o) => o.slug === saved) ? saved : null;
+  }
+  if (location.hash === '#/signup' || location.hash === '#/login') history.replaceState(null, '', '#/');
+  renderShell();
+  route();
+}
+
+window.addEventListener('hashchange', route);
+boot();

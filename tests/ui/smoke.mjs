@@ -1,0 +1,657 @@
+#!/usr/bin/env node
+// tests/ui/smoke.mjs — headless-Chromium smoke test of the Meterline web UI.
+//
+// Starts its own billing-api (ML_API_BIN; BILLING_DATABASE_URL and
+// BILLING_REDIS_URL passed through) on a free 127.0.0.1 port, waits for
+// /readyz, drives a fresh Chromium profile through the console the way a new
+// customer would, and checks what is on screen and what the server answered.
+//
+//   ML_API_BIN    billing-api binary        (default ../../build-test/api/billing-api)
+//   ML_CHROMIUM   Chromium executable       (default /usr/bin/chromium)
+//   ML_ARTIFACTS  screenshots + server log  (default $TMPDIR/meterline-ui)
+//
+// Prints "N passed, M failed" and exits non-zero on any failure.  The server
+// and the browser are always stopped; the whole run is capped at 60 s.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.ML_API_BIN || path.resolve(HERE, '../../build-test/api/billing-api');
+const CHROMIUM = process.env.ML_CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = process.env.ML_ARTIFACTS || path.join(os.tmpdir(), 'meterline-ui');
+const DEADLINE_MS = 58_000;     // hard cap for the whole run
+const STEP_TIMEOUT_MS = 8_000;  // any single wait in the page
+const T0 = Date.now();
+
+const RUN = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+const OWNER = { email: `ui-smoke-${RUN}@example.test`, password: 'smoke-test-password-1', name: 'Sam Smoke', org: `Smoke Freight ${RUN}` };
+const VIEWER = { email: `ui-viewer-${RUN}@example.test`, password: 'viewer-password-1', name: 'Vera Viewer' };
+const ADMIN = { email: `ui-admin-${RUN}@example.test`, password: 'admin-password-1' };
+const ACME = `acme-${RUN}`;
+const GLOBEX = `globex-${RUN}`;
+const LOGIN_MAX_FAILURES = 3;
+
+let server = null;
+let serverLog = '';
+let context = null;
+let userDataDir = null;
+let page = null;
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let stop = false;
+const consoleProblems = [];
+const shots = [];
+
+const log = (...a) => console.log(...a);
+const elapsed = () => `${((Date.now() - T0) / 1000).toFixed(1)}s`;
+
+class Fail extends Error {}
+function assert(cond, msg) { if (!cond) throw new Fail(msg); }
+function assertEq(actual, expected, what) {
+  if (actual !== expected) throw new Fail(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+}
+
+// ---------------------------------------------------------------------------
+// process plumbing
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitReady(base, ms) {
+  const until = Date.now() + ms;
+  let last = '';
+  while (Date.now() < until) {
+    if (server.exitCode !== null || server.signalCode) throw new Fail(`billing-api exited early (${server.exitCode ?? server.signalCode})`);
+    try {
+      const r = await fetch(`${base}/readyz`, { signal: AbortSignal.timeout(1000) });
+      if (r.status === 200) return;
+      last = `HTTP ${r.status}: ${await r.text()}`;
+    } catch (e) { last = e.message; }
+    await sleep(100);
+  }
+  throw new Fail(`/readyz not 200 within ${ms} ms (${last})`);
+}
+
+function runBin(args, stdin, env) {
+  return new Promise((resolve) => {
+    const p = spawn(BIN, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { out += d; });
+    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    p.on('close', (code) => { clearTimeout(t); resolve({ code, out }); });
+    p.stdin.end(stdin);
+  });
+}
+
+async function stopServer() {
+  if (!server || server.exitCode !== null || server.signalCode) return;
+  const exited = new Promise((r) => server.once('exit', r));
+  server.kill('SIGTERM');
+  if (await Promise.race([exited.then(() => true), sleep(4000).then(() => false)])) return;
+  server.kill('SIGKILL');
+  await Promise.race([exited, sleep(1000)]);
+}
+
+let cleaned = false;
+async function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  if (context) await Promise.race([context.close().catch(() => {}), sleep(5000)]);
+  await stopServer();
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+  try { fs.writeFileSync(path.join(ARTIFACTS, 'billing-api.log'), serverLog); } catch { /* best effort */ }
+}
+
+// ---------------------------------------------------------------------------
+// test steps
+
+async function shot(name, fullPage = true) {
+  if (!page) return;
+  const file = path.join(ARTIFACTS, `ui-${String(shots.length + 1).padStart(2, '0')}-${name}.png`);
+  try {
+    await page.screenshot({ path: file, fullPage, timeout: 5000 });
+    shots.push(file);
+  } catch (e) { log(`  (screenshot ${name} failed: ${e.message})`); }
+}
+
+async function step(name, fn) {
+  if (stop) { skipped++; log(`skip ${name}`); return; }
+  const t = Date.now();
+  try {
+    await fn();
+    passed++;
+    log(`ok   ${name} (${Date.now() - t} ms)`);
+  } catch (e) {
+    failed++;
+    stop = true; // later steps build on this one
+    log(`FAIL ${name}: ${e instanceof Fail ? e.message : (e.stack || e)}`);
+    await shot(`FAILED-${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`);
+  }
+}
+
+// Click something and return the first matching API response it causes.
+async function clickFor(locator, method, urlPart) {
+  const [resp] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === method && new URL(r.url()).pathname.startsWith(urlPart)),
+    locator.click(),
+  ]);
+  return resp;
+}
+
+const nav = (name) => page.locator('nav.sidenav').getByRole('link', { name, exact: true });
+const errFor = (field) => page.locator(`[data-error-for="${field}"]:visible`);
+const text = async (loc) => ((await loc.textContent()) || '').replace(/\s+/g, ' ').trim();
+
+async function visible(loc, what) {
+  try {
+    await loc.first().waitFor({ state: 'visible' });
+  } catch {
+    throw new Fail(`${what} not visible`);
+  }
+}
+
+async function login(email, password) {
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  return clickFor(page.getByRole('button', { name: 'Sign in' }), 'POST', '/v1/sessions');
+}
+
+async function logout() {
+  const resp = await clickFor(page.getByRole('button', { name: 'Log out' }), 'DELETE', '/v1/sessions/current');
+  assertEq(resp.status(), 204, 'DELETE /v1/sessions/current status');
+  await visible(page.getByRole('heading', { name: 'Sign in' }), 'login page after logout');
+}
+
+async function main() {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  for (const f of fs.readdirSync(ARTIFACTS)) if (/^ui-\d\d-.*\.png$/.test(f)) fs.rmSync(path.join(ARTIFACTS, f));
+  assert(fs.existsSync(BIN), `billing-api not found at ${BIN} (set ML_API_BIN)`);
+  assert(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (set ML_CHROMIUM or apt-get install chromium)`);
+
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const storage = fs.mkdtempSync(path.join(os.tmpdir(), 'ml-ui-storage-'));
+  const env = {
+    ...process.env,
+    BILLING_LISTEN: `127.0.0.1:${port}`,
+    BILLING_LOG_LEVEL: process.env.BILLING_LOG_LEVEL || 'warn',
+    BILLING_LOGIN_MAX_FAILURES: String(LOGIN_MAX_FAILURES),
+    BILLING_LOGIN_WINDOW_S: '60',
+    BILLING_STORAGE_DIR: storage,
+    BILLING_API_THREADS: '2',
+    BILLING_DB_THREADS: '4',
+  };
+  delete env.BILLING_PUBLIC_ORIGIN; // the browser's origin is the Host we listen on
+  log(`billing-api ${BIN} on ${base}; artifacts in ${ARTIFACTS}`);
+  server = spawn(BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  server.stdout.on('data', (d) => { serverLog += d; });
+  server.stderr.on('data', (d) => { serverLog += d; });
+  server.on('exit', () => fs.rmSync(storage, { recursive: true, force: true }));
+
+  await step('billing-api becomes ready', () => waitReady(base, 15_000));
+
+  await step('GET / serves the UI with a strict CSP', async () => {
+    const r = await fetch(`${base}/`);
+    assertEq(r.status, 200, 'GET / status');
+    assert((r.headers.get('content-type') || '').startsWith('text/html'), 'GET / is HTML');
+    const csp = r.headers.get('content-security-policy') || '';
+    assert(csp.includes("script-src 'self'") && csp.includes("style-src 'self'"), `CSP header: ${csp}`);
+    const html = await r.text();
+    assert(html.includes('src="/ui/app.js"') && html.includes('href="/ui/app.css"'), 'index.html references /ui/app.js and /ui/app.css');
+    assert(!/<style|\sstyle=|<script>(?!<\/script>)|\son[a-z]+=/i.test(html), 'index.html has no inline style or script');
+    for (const [f, type] of [['app.js', 'text/javascript'], ['app.css', 'text/css'], ['logo.svg', 'image/svg+xml']]) {
+      const a = await fetch(`${base}/ui/${f}`);
+      assertEq(a.status, 200, `GET /ui/${f} status`);
+      assert((a.headers.get('content-type') || '').startsWith(type), `/ui/${f} content type ${a.headers.get('content-type')}`);
+    }
+  });
+
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ml-ui-chromium-'));
+  await step('Chromium starts with a fresh profile', async () => {
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
+        '--no-first-run', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1280, height: 860 },
+      timeout: 15_000,
+    });
+    page = context.pages()[0] || await context.newPage();
+    page.setDefaultTimeout(STEP_TIMEOUT_MS);
+    page.on('console', (m) => {
+      const t = m.text();
+      // Chromium logs every non-2xx fetch as "Failed to load resource"; the
+      // test provokes 401/409/422/429 on purpose.
+      if (m.type() === 'error' && !/^Failed to load resource: the server responded with a status of (401|404|409|422|429)/.test(t)) consoleProblems.push(t);
+    });
+    page.on('pageerror', (e) => consoleProblems.push(`uncaught: ${e.message}`));
+  });
+
+  await step('signed-out visitor sees the login page', async () => {
+    const resp = await page.goto(`${base}/`, { waitUntil: 'load' });
+    assertEq(resp.status(), 200, 'page status');
+    await visible(page.getByRole('heading', { name: 'Sign in' }), 'Sign in heading');
+    await visible(page.getByRole('button', { name: 'Create an account' }), 'sign-up toggle');
+    await shot('login');
+  });
+
+  await step('sign-up shows the server\'s field errors next to the fields (422)', async () => {
+    await page.getByRole('button', { name: 'Create an account' }).click();
+    await visible(page.getByRole('heading', { name: 'Create your account' }), 'sign-up heading');
+    await page.getByLabel('Organization name').fill(OWNER.org);
+    await page.getByLabel('Your name').fill(OWNER.name);
+    await page.getByLabel('Email').fill('not-an-email');
+    await page.getByLabel('Password').fill('short');
+    const r = await clickFor(page.getByRole('button', { name: 'Create account' }), 'POST', '/v1/signup');
+    assertEq(r.status(), 422, 'POST /v1/signup status');
+    await visible(errFor('password'), 'password error');
+    assert((await text(errFor('password'))).includes('at least 8'), `password error text: ${await text(errFor('password'))}`);
+    await visible(errFor('email'), 'email error');
+    await shot('signup-errors');
+  });
+
+  let org = null;
+  let ownerToken = null;
+  await step('sign-up creates the organization and opens the overview', async () => {
+    await page.getByLabel('Email').fill(OWNER.email);
+    await page.getByLabel('Password').fill(OWNER.password);
+    const r = await clickFor(page.getByRole('button', { name: 'Create account' }), 'POST', '/v1/signup');
+    assertEq(r.status(), 201, 'POST /v1/signup status');
+    const body = await r.json();
+    org = body.organization;
+    ownerToken = body.token;
+    assertEq(body.user.role, 'owner', 'new user role');
+    await visible(page.getByRole('heading', { name: 'Overview' }), 'Overview heading');
+    assertEq(await text(page.locator('[data-testid="org-name"]')), OWNER.org, 'org name in the top bar');
+    assertEq(await text(page.locator('[data-testid="role"]')), 'Owner', 'role badge');
+    await visible(page.getByText(OWNER.name, { exact: true }), 'user name in the top bar');
+    await visible(page.getByRole('heading', { name: 'Getting started' }), 'getting-started checklist');
+    assertEq(await text(page.locator('[data-testid="count-customers"]')), '0', 'customer count');
+    for (const soon of ['Usage', 'Invoices', 'Reports']) {
+      const link = page.locator('nav.sidenav a', { hasText: soon });
+      assert((await text(link)).includes('Soon'), `${soon} is marked coming soon`);
+    }
+    const cookie = (await context.cookies(base)).find((c) => c.name === 'meterline_session');
+    assert(cookie && cookie.httpOnly, 'meterline_session cookie is set and HttpOnly');
+    await shot('overview');
+  });
+
+  await step('"coming soon" placeholders for Usage, Invoices, Reports', async () => {
+    for (const soon of ['Usage', 'Invoices', 'Reports']) {
+      await nav(new RegExp(`^${soon}`)).click();
+      await visible(page.getByRole('heading', { name: `${soon} is coming soon` }), `${soon} placeholder`);
+      assertEq(new URL(page.url()).hash, `#/${soon.toLowerCase()}`, `${soon} URL`);
+    }
+    await shot('coming-soon');
+  });
+
+  await step('create a metric (bad code → field error, then 201)', async () => {
+    await nav('Metrics').click();
+    await visible(page.getByRole('heading', { name: 'Metrics', exact: true }), 'Metrics heading');
+    await visible(page.getByText('No metrics yet'), 'empty state');
+    await page.getByRole('button', { name: 'New metric' }).click();
+    const unique = page.getByLabel('Unique property');
+    assert(!(await unique.isVisible()), 'unique_property hidden for sum');
+    await page.getByLabel('Aggregation').selectOption('unique_count');
+    await visible(unique, 'unique_property for unique_count');
+    await page.getByLabel('Aggregation').selectOption('sum');
+    assert(!(await unique.isVisible()), 'unique_property hidden again for sum');
+    await page.getByLabel('Code').fill('api calls!');
+    await page.getByLabel('Name', { exact: true }).fill('API calls');
+    await page.getByLabel('Unit').fill('call');
+    let r = await clickFor(page.getByRole('button', { name: 'Create metric' }), 'POST', '/v1/metrics');
+    assertEq(r.status(), 422, 'bad code status');
+    await visible(errFor('code'), 'error next to Code');
+    await page.getByLabel('Code').fill('api_calls');
+    r = await clickFor(page.getByRole('button', { name: 'Create metric' }), 'POST', '/v1/metrics');
+    assertEq(r.status(), 201, 'POST /v1/metrics status');
+    const row = page.locator('tr[data-code="api_calls"]');
+    await visible(row, 'metric row');
+    const t = await text(row);
+    assert(t.includes('API calls') && t.includes('sum') && t.includes('call'), `metric row text: ${t}`);
+    await shot('metrics');
+  });
+
+  let plan = null;
+  await step('create a plan with a graduated charge', async () => {
+    await nav('Plans').click();
+    await visible(page.getByText('No plans yet'), 'plans empty state');
+    await page.getByRole('button', { name: 'New plan' }).click();
+    const form = page.getByRole('form', { name: 'New plan' });
+    await form.getByLabel('Code').fill('growth');
+    await form.getByLabel('Name', { exact: true }).fill('Growth');
+    assertEq(await form.getByLabel('Currency').inputValue(), org.currency, 'currency defaults to the org currency');
+    await form.getByLabel('Base fee').fill('49.00');
+    await form.getByLabel('Metric').selectOption('api_calls');
+    await form.getByLabel('Pricing model').selectOption('graduated');
+    const tiers = form.locator('tr.tier');
+    assertEq(await tiers.count(), 2, 'tier rows');
+    await tiers.nth(0).getByLabel('Up to').fill('1000');
+    await tiers.nth(0).getByLabel('Unit price').fill('0');
+    await tiers.nth(1).getByLabel('Unit price').fill('0.0015');
+    assertEq(await text(tiers.nth(1).locator('.tier-from')), '1000', 'second tier starts where the first ends');
+    await form.getByLabel('Included units').fill('100');
+    await shot('plan-form');
+    const r = await clickFor(page.getByRole('button', { name: 'Create plan' }), 'POST', '/v1/plans');
+    const sent = r.request().postDataJSON();
+    assertEq(r.status(), 201, `POST /v1/plans status (${await r.text()})`);
+    assertEq(sent.charges[0].model, 'graduated', 'sent model');
+    assertEq(sent.charges[0].tiers[0].up_to, '1000', 'first tier up_to sent as a string');
+    assertEq(sent.charges[0].tiers[1].up_to, null, 'blank last up_to sent as null (∞)');
+    assert(!('unit_price' in sent.charges[0]), 'no charge-level unit_price for graduated');
+    plan = await r.json();
+    const card = page.locator('section.plan-card[data-code="growth"]');
+    await visible(card, 'plan card');
+    const t = await text(card);
+    for (const want of ['Growth', 'graduated', `${plan.base_fee} ${plan.currency}`, 'Up to 1000', 'Above 1000',
+      `${plan.charges[0].tiers[1].unit_price} ${plan.currency} each`, 'Included: 100 call']) {
+      assert(t.includes(want), `plan card shows "${want}": ${t}`);
+    }
+    await shot('plans');
+  });
+
+  await step('create a customer on that plan; duplicate external ID is refused beside the field', async () => {
+    await nav('Customers').click();
+    await visible(page.getByText('No customers yet'), 'customers empty state');
+    await page.getByRole('button', { name: 'New customer' }).click();
+    const form = page.getByRole('form', { name: 'New customer' });
+    await form.getByLabel('External ID').fill(ACME);
+    await form.getByLabel('Name', { exact: true }).fill('Acme Robotics');
+    await form.getByLabel('Billing email').fill('billing@acme.example');
+    await form.getByLabel('Plan').selectOption('growth');
+    await form.getByLabel('City').fill('Berlin');
+    await form.getByLabel('Country').fill('DE');
+    await form.getByText('Require approval before invoices are issued').click();
+    await shot('customer-form');
+    let r = await clickFor(form.getByRole('button', { name: 'Create customer' }), 'POST', '/v1/customers');
+    assertEq(r.status(), 201, 'POST /v1/customers status');
+    const c = await r.json();
+    assertEq(c.plan, 'growth', 'customer plan');
+    assertEq(c.require_approval, true, 'customer require_approval');
+    assertEq(c.billing_address && c.billing_address.city, 'Berlin', 'customer city');
+    const row = page.locator(`tr[data-external-id="${ACME}"]`);
+    await visible(row, 'new customer row');
+    const t = await text(row);
+    assert(t.includes('Acme Robotics') && t.includes('growth') && t.includes('Berlin, DE') && t.includes('Required'), `row text: ${t}`);
+
+    await page.getByRole('button', { name: 'New customer' }).click();
+    const form2 = page.getByRole('form', { name: 'New customer' });
+    await form2.getByLabel('External ID').fill(ACME);
+    await form2.getByLabel('Name', { exact: true }).fill('Globex Corporation');
+    r = await clickFor(form2.getByRole('button', { name: 'Create customer' }), 'POST', '/v1/customers');
+    assertEq(r.status(), 409, 'duplicate external_id status');
+    await visible(errFor('external_id'), 'conflict error next to External ID');
+    assert((await text(errFor('external_id'))).includes('already exists'), 'conflict message');
+    await form2.getByLabel('External ID').fill(GLOBEX);
+    r = await clickFor(form2.getByRole('button', { name: 'Create customer' }), 'POST', '/v1/customers');
+    assertEq(r.status(), 201, 'second customer status');
+    await visible(page.locator(`tr[data-external-id="${GLOBEX}"]`), 'second customer row');
+    assertEq(await page.locator('tbody tr[data-external-id]').count(), 2, 'customers listed');
+    await shot('customers');
+  });
+
+  await step('search narrows the customer list (server-side ?q=)', async () => {
+    const box = page.getByRole('searchbox', { name: 'Search customers' });
+    let [r] = await Promise.all([
+      page.waitForResponse((x) => x.url().includes('/v1/customers?') && new URL(x.url()).searchParams.get('q') === 'acme'),
+      box.fill('acme'),
+    ]);
+    assertEq(r.status(), 200, 'search status');
+    await page.locator(`tr[data-external-id="${GLOBEX}"]`).waitFor({ state: 'detached' });
+    assertEq(await page.locator('tbody tr[data-external-id]').count(), 1, 'rows matching "acme"');
+    await visible(page.locator(`tr[data-external-id="${ACME}"]`), 'Acme row in results');
+    await shot('customer-search');
+    [r] = await Promise.all([
+      page.waitForResponse((x) => new URL(x.url()).searchParams.get('q') === 'no-such-customer'),
+      box.fill('no-such-customer'),
+    ]);
+    await visible(page.getByText('No customers match'), 'no-match state');
+    await box.fill('acme');
+    await visible(page.locator(`tr[data-external-id="${ACME}"]`), 'Acme row again');
+  });
+
+  await step('open and edit the customer (PATCH sends only changed fields)', async () => {
+    await page.locator(`tr[data-external-id="${ACME}"]`).click();
+    await visible(page.getByRole('heading', { name: 'Acme Robotics', exact: true }), 'customer heading');
+    assertEq(new URL(page.url()).hash, `#/customers/${ACME}`, 'detail URL');
+    const form = page.getByRole('form', { name: 'Edit customer' });
+    await form.getByLabel('Name', { exact: true }).fill('Acme Robotics GmbH');
+    await form.getByLabel('City').fill('Munich');
+    const r = await clickFor(form.getByRole('button', { name: 'Save changes' }), 'PATCH', `/v1/customers/${ACME}`);
+    assertEq(r.status(), 200, 'PATCH status');
+    const sent = r.request().postDataJSON();
+    assertEq(Object.keys(sent).sort().join(','), 'billing_address,name', 'PATCH body keys');
+    assertEq(sent.billing_address.country, 'DE', 'address keeps the country');
+    await visible(page.getByRole('heading', { name: 'Acme Robotics GmbH' }), 'updated heading');
+    assertEq(await text(page.locator('[data-testid="customer-address"]')), 'Munich, DE', 'updated address');
+    await shot('customer-detail');
+    await page.getByRole('link', { name: 'Customers', exact: true }).first().click();
+    await visible(page.locator(`tr[data-external-id="${ACME}"]`, { hasText: 'Acme Robotics GmbH' }), 'renamed customer in list');
+  });
+
+  await step('"Load more" pages through the customer list by cursor', async () => {
+    const ids = Array.from({ length: 50 }, (_, i) => String(i + 1).padStart(2, '0'));
+    for (let i = 0; i < ids.length; i += 10) {
+      const rs = await Promise.all(ids.slice(i, i + 10).map((n) => fetch(`${base}/v1/customers`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${ownerToken}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ external_id: `bulk-${n}-${RUN}`, name: `Depot ${n}`, billing_address: { city: 'Reno', country: 'US' } }),
+      })));
+      for (const r of rs) assertEq(r.status, 201, 'bulk POST /v1/customers (Bearer token from sign-up)');
+    }
+    await page.reload();
+    const more = page.getByRole('button', { name: 'Load more' });
+    await visible(more, 'Load more button');
+    const rows = page.locator('tbody tr[data-external-id]');
+    assertEq(await rows.count(), 50, 'rows on the first page');
+    const [r] = await Promise.all([
+      page.waitForResponse((x) => x.url().includes('/v1/customers?') && new URL(x.url()).searchParams.has('cursor')),
+      more.click(),
+    ]);
+    assertEq(r.status(), 200, 'next page status');
+    await page.waitForFunction(() => document.querySelectorAll('tbody tr[data-external-id]').length === 52);
+    await more.waitFor({ state: 'hidden' });
+    assertEq(await text(page.locator('.toolbar .count')), '52 customers', 'count after the last page');
+  });
+
+  let key = null;
+  await step('create an API key: shown once, works, copy button', async () => {
+    await nav('Settings').click();
+    await visible(page.getByRole('heading', { name: 'API keys' }), 'API keys section');
+    await page.getByRole('button', { name: 'Create API key' }).click();
+    const form = page.getByRole('form', { name: 'New API key' });
+    await form.getByLabel('Name').fill('CI smoke');
+    await form.getByText('read', { exact: true }).click();
+    const r = await clickFor(form.getByRole('button', { name: 'Create key' }), 'POST', '/v1/api-keys');
+    assertEq(r.status(), 201, 'POST /v1/api-keys status');
+    const k = await r.json();
+    key = k;
+    assertEq(k.scopes.slice().sort().join(','), 'read,usage:write', 'key scopes');
+    const shown = page.locator('[data-testid="new-key"]');
+    await visible(shown, 'new key field');
+    assertEq(await shown.inputValue(), k.key, 'key shown');
+    assert(k.key.startsWith('mk_'), 'key has the mk_ prefix');
+    await visible(page.getByRole('button', { name: 'Copy' }), 'copy button');
+    await visible(page.getByText('will not be shown again'), 'shown-once warning');
+    await visible(page.locator(`tr[data-key-id="${k.id}"]`, { hasText: `${k.prefix}…` }), 'key listed by prefix');
+    await shot('api-key-created');
+    const api = await fetch(`${base}/v1/customers?q=acme`, { headers: { Authorization: `Bearer ${k.key}` } });
+    assertEq(api.status, 200, 'the new key reads customers');
+    assertEq((await api.json()).data.length, 1, 'customers visible to the key');
+    await page.getByRole('button', { name: 'I have stored it safely' }).click();
+    await shown.waitFor({ state: 'detached' });
+    assert(!(await page.content()).includes(k.key), 'key gone from the page after dismissal');
+    await page.reload();
+    await visible(page.locator(`tr[data-key-id="${k.id}"]`), 'key row after reload');
+    assert(!(await page.content()).includes(k.key), 'key never shown again after reload');
+  });
+
+  await step('owner adds a viewer to the team', async () => {
+    await page.getByRole('button', { name: 'Add member' }).click();
+    const form = page.getByRole('form', { name: 'Add team member' });
+    await form.getByLabel('Name').fill(VIEWER.name);
+    await form.getByLabel('Email').fill(VIEWER.email);
+    await form.getByLabel('Initial password').fill(VIEWER.password);
+    await form.getByLabel('Role').selectOption('viewer');
+    const r = await clickFor(form.getByRole('button', { name: 'Add member' }), 'POST', '/v1/users');
+    assertEq(r.status(), 201, 'POST /v1/users status');
+    await visible(page.locator(`tr[data-email="${VIEWER.email}"]`, { hasText: 'Viewer' }), 'viewer in the team list');
+    await shot('settings');
+  });
+
+  await step('revoking the API key makes it stop working', async () => {
+    const row = page.locator(`tr[data-key-id="${key.id}"]`);
+    await row.getByRole('button', { name: 'Revoke' }).click();
+    await visible(row.getByText('Revoke this key?'), 'revoke confirmation');
+    const r = await clickFor(row.getByRole('button', { name: 'Revoke' }), 'DELETE', `/v1/api-keys/${key.id}`);
+    assertEq(r.status(), 204, 'DELETE /v1/api-keys status');
+    await visible(page.locator(`tr[data-key-id="${key.id}"]`, { hasText: 'Revoked' }), 'revoked badge');
+    const api = await fetch(`${base}/v1/customers`, { headers: { Authorization: `Bearer ${key.key}` } });
+    assertEq(api.status, 401, 'revoked key status');
+  });
+
+  await step('log out returns to the login page and ends the session', async () => {
+    await logout();
+    await visible(page.getByText('You have been signed out.'), 'signed-out notice');
+    const st = await page.evaluate(async () => (await fetch('/v1/me', { credentials: 'same-origin' })).status);
+    assertEq(st, 401, 'GET /v1/me after logout');
+    await shot('logged-out');
+  });
+
+  await step('a viewer sees a read-only console', async () => {
+    const r = await login(VIEWER.email, VIEWER.password);
+    assertEq(r.status(), 201, 'viewer login status');
+    await visible(page.getByRole('heading', { name: 'Overview' }), 'viewer overview');
+    assertEq(await text(page.locator('[data-testid="role"]')), 'Viewer', 'viewer role badge');
+    assertEq(await nav('Settings').count(), 0, 'no Settings for a viewer');
+    await nav('Customers').click();
+    await visible(page.locator(`tr[data-external-id="${ACME}"]`), 'viewer sees customers');
+    assertEq(await page.getByRole('button', { name: 'New customer' }).count(), 0, 'no New customer button');
+    await shot('viewer-customers');
+    await page.locator(`tr[data-external-id="${ACME}"]`).click();
+    await visible(page.getByRole('heading', { name: 'Details' }), 'viewer customer details');
+    assertEq(await page.getByRole('form', { name: 'Edit customer' }).count(), 0, 'no edit form for a viewer');
+    await nav('Plans').click();
+    await visible(page.locator('section.plan-card[data-code="growth"]'), 'viewer sees plans');
+    assertEq(await page.getByRole('button', { name: 'New plan' }).count(), 0, 'no New plan button');
+    await logout();
+  });
+
+  await step('a wrong password shows a clear error (401)', async () => {
+    const r = await login(OWNER.email, 'definitely-wrong');
+    assertEq(r.status(), 401, 'wrong password status');
+    await visible(page.getByRole('alert').filter({ hasText: 'Email or password is incorrect.' }), 'wrong-password message');
+    await visible(page.getByRole('heading', { name: 'Sign in' }), 'still on the login page');
+    await shot('wrong-password');
+  });
+
+  await step('too many failures: 429 with the Retry-After wait on screen', async () => {
+    let r;
+    for (let i = 1; i < LOGIN_MAX_FAILURES; i++) {
+      r = await clickFor(page.getByRole('button', { name: 'Sign in' }), 'POST', '/v1/sessions');
+      assertEq(r.status(), 401, `failure ${i + 1} status`);
+    }
+    r = await clickFor(page.getByRole('button', { name: 'Sign in' }), 'POST', '/v1/sessions');
+    assertEq(r.status(), 429, 'rate-limited status');
+    const ra = r.headers()['retry-after'];
+    assert(/^\d+$/.test(ra || ''), `Retry-After header: ${ra}`);
+    await visible(page.getByRole('alert').filter({ hasText: `Too many failed sign-in attempts. Try again in ${ra} second` }), `429 message with ${ra} seconds`);
+    await shot('rate-limited');
+  });
+
+  await step('a platform admin picks the organization and sees its customers', async () => {
+    const res = await runBin(['create-admin', '--email', ADMIN.email, '--password-stdin'], `${ADMIN.password}\n`, env);
+    assertEq(res.code, 0, `create-admin exit (${res.out.trim()})`);
+    await page.getByLabel('Password').fill('');
+    const r = await login(ADMIN.email, ADMIN.password);
+    assertEq(r.status(), 201, 'admin login status');
+    await visible(page.getByRole('heading', { name: 'Choose an organization' }), 'org chooser');
+    assertEq(await text(page.locator('[data-testid="role"]')), 'Platform admin', 'admin role badge');
+    await page.getByRole('searchbox', { name: 'Filter organizations' }).fill(org.slug);
+    await visible(page.locator(`tr[data-slug="${org.slug}"]`), 'the new organization in the chooser');
+    assertEq(await page.locator('tr[data-slug]:visible').count(), 1, 'organizations matching the filter');
+    await shot('admin-choose-org');
+    const picker = page.getByLabel('Organization', { exact: true });
+    await picker.selectOption(org.slug);
+    await visible(page.getByRole('heading', { name: 'Overview' }), 'overview of the chosen org');
+    await visible(page.getByText(`${org.name} · signed in as`), 'chosen org named on the overview');
+    const [resp] = await Promise.all([
+      page.waitForResponse((x) => x.url().includes('/v1/customers?')),
+      nav('Customers').click(),
+    ]);
+    assertEq(new URL(resp.url()).searchParams.get('org'), org.slug, 'requests carry ?org=<slug>');
+    await visible(page.locator(`tr[data-external-id="${ACME}"]`), 'admin sees the org\'s customer');
+    await visible(page.getByRole('button', { name: 'New customer' }), 'admin may create customers');
+    await shot('admin-customers');
+  });
+
+  await step('narrow screen: layout stays within the viewport', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await visible(page.locator(`tr[data-external-id="${ACME}"]`), 'customer row on mobile');
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow <= 1, `page overflows horizontally by ${overflow}px`);
+    await shot('mobile-customers', false);
+    await nav('Plans').click();
+    await visible(page.locator('section.plan-card[data-code="growth"]'), 'plan card on mobile');
+    const overflow2 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow2 <= 1, `plans page overflows horizontally by ${overflow2}px`);
+    await shot('mobile-plans', false);
+    await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step('no CSP violations or script errors in the console', async () => {
+    assert(consoleProblems.length === 0, `console errors:\n  ${consoleProblems.join('\n  ')}`);
+  });
+}
+
+// ---------------------------------------------------------------------------
+
+const deadline = setTimeout(async () => {
+  console.log(`FAIL whole run exceeded ${DEADLINE_MS / 1000} s`);
+  failed++;
+  await shot('FAILED-deadline');
+  await cleanup();
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''} (deadline)`);
+  process.exit(1);
+}, DEADLINE_MS);
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => { await cleanup(); process.exit(130); });
+}
+
+let code = 0;
+try {
+  await main();
+} catch (e) {
+  failed++;
+  console.log(`FAIL setup: ${e instanceof Fail ? e.message : (e.stack || e)}`);
+}
+await cleanup();
+clearTimeout(deadline);
+if (failed) {
+  code = 1;
+  const tail = serverLog.trim().split('\n').filter((l) => !l.includes('"path":"/readyz"')).slice(-15).join('\n');
+  if (tail) console.log(`--- billing-api log (last lines) ---\n${tail}`);
+}
+if (shots.length) console.log(`screenshots:\n  ${shots.join('\n  ')}`);
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''} in ${elapsed()}`);
+process.exit(code);
