@@ -75,7 +75,8 @@ int repo_customer_create(db *d, db_err *e, long long org_id, const json_t *in, j
                          repo_field *f);
 int repo_customer_get(db *d, db_err *e, long long org_id, const char *external_id,
                       json_t **out);
-/* q: substring of name or external_id (NULL = all); cursor = last external_id. */
+/* q: LIKE pattern matched against name, external_id and email (NULL = all);
+ * after = id of the last row of the previous page. */
 int repo_customers_list(db *d, db_err *e, long long org_id, const char *q, int limit,
                         const char *after, json_t **rows, char **next);
 int repo_customer_update(db *d, db_err *e, long long org_id, const char *external_id,

@@ -95,7 +95,7 @@ int repo_customers_list(db *d, db_err *e, long long org_id, const char *q, int l
     PGresult *r = DB_EXEC(d, e,
         "SELECT " CUST_COLS " FROM customers c" CUST_JOINS
         "WHERE ($1::bigint = 0 OR c.org_id = $1) "
-        "AND ($2::text IS NULL OR c.name ILIKE $2 ESCAPE '\\' OR c.external_id ILIKE $2 ESCAPE '\\') "
+        "AND ($2::text IS NULL OR c.name ILIKE $2 ESCAPE '\\' OR c.external_id ILIKE $2 ESCAPE '\\' OR c.email ILIKE $2 ESCAPE '\\') "
         "AND ($3::bigint IS NULL OR c.id > $3::bigint) ORDER BY c.id LIMIT $4",
         org, q, after, lim);
     return repo_page(r, e, limit, "id", rows, next);
