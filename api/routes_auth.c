@@ -39,7 +39,8 @@ bool api_valid_email(const char *s) {
 
 static void check_email(jx_errs *e, const json_t *body, const char *key) {
     const char *v = jx_str(body, key);
-    if (v && !api_valid_email(v)) jx_errs_add(e, key, "must be an email address like name@example.com");
+    if (v && !jx_errs_hasp(e, NULL, key) && !api_valid_email(v))
+        jx_errs_add(e, key, "must be an email address like name@example.com");
 }
 
 static char *lower_dup(const char *s) {
@@ -313,7 +314,7 @@ void h_users_create(api_req *r) {
     check_email(e, r->json, "email");
     const char *role = jx_str(r->json, "role");
     unsigned rb = role ? api_role_parse(role) : 0;
-    if (role && (rb == 0 || rb == ROLE_ADMIN))
+    if (role && !jx_errs_hasp(e, NULL, "role") && (rb == 0 || rb == ROLE_ADMIN))
         jx_errs_add(e, "role", "must be one of owner, finance, approver, viewer");
     if (jx_errs_count(e)) {
         api_invalid(r, e);

@@ -22,11 +22,13 @@
 
 /* Validates obj[key] as a decimal >= 0 with at most `places` fractional
  * digits and max_int integer digits; on success stores the canonical string
- * into out[key].  Missing/null: nothing (required-ness is the table's job). */
+ * into out[key].  Missing/null: nothing (required-ness is the table's job),
+ * and nothing either when the table already refused the field (each bad
+ * field is reported once). */
 static void norm_dec(const json_t *obj, const char *key, const char *prefix, int places,
                      int max_int, bool positive, json_t *out, jx_errs *e) {
     const json_t *v = json_object_get(obj, key);
-    if (!v || json_is_null(v)) return;
+    if (!v || json_is_null(v) || jx_errs_hasp(e, prefix, key)) return;
     dec_t d;
     int rc = jx_dec(obj, key, &d);
     if (rc != DEC_OK) {
@@ -64,7 +66,7 @@ static void copy_keys(const json_t *in, json_t *out, const char *const *keys) {
 
 static void check_currency(const json_t *obj, const char *key, const char *prefix, jx_errs *e) {
     const char *c = jx_str(obj, key);
-    if (c && cur_minor_units(c) < 0)
+    if (c && !jx_errs_hasp(e, prefix, key) && cur_minor_units(c) < 0)
         jx_errs_addp(e, prefix, key, "must be an ISO 4217 currency code such as USD");
 }
 
@@ -82,7 +84,7 @@ static bool valid_code(const char *s) {
 
 static void check_code(const json_t *obj, const char *key, const char *prefix, jx_errs *e) {
     const char *c = jx_str(obj, key);
-    if (c && !valid_code(c))
+    if (c && !jx_errs_hasp(e, prefix, key) && !valid_code(c))
         jx_errs_addp(e, prefix, key, "may only contain letters, digits, _ . : - (1-64 characters)");
 }
 
@@ -156,7 +158,8 @@ static json_t *customer_input(api_req *r, const jx_field *spec, jx_errs *e) {
     const json_t *addr = json_object_get(in, "billing_address");
     if (json_is_object(addr)) jx_check(addr, k_address, "billing_address", e);
     const char *email = jx_str(in, "email");
-    if (email && !api_valid_email(email)) jx_errs_add(e, "email", "must be an email address");
+    if (email && !jx_errs_hasp(e, NULL, "email") && !api_valid_email(email))
+        jx_errs_add(e, "email", "must be an email address");
     check_currency(in, "currency", NULL, e);
     json_t *out = json_object();
     if (!out) return NULL;
@@ -285,6 +288,7 @@ void h_metrics_create(api_req *r) {
     check_code(r->json, "code", NULL, e);
     const char *agg = jx_str(r->json, "aggregation");
     const char *up = jx_str(r->json, "unique_property");
+    if (jx_errs_hasp(e, NULL, "aggregation")) agg = NULL; /* the table refused it already */
     if (agg && strcmp(agg, "sum") && strcmp(agg, "count") && strcmp(agg, "max") &&
         strcmp(agg, "unique_count"))
         jx_errs_add(e, "aggregation", "must be one of sum, count, max, unique_count");
@@ -370,7 +374,7 @@ static json_t *norm_tiers(const json_t *tiers, const char *prefix, jx_errs *e) {
     const json_t *t;
     dec_t prev = dec_zero();
     json_array_foreach(tiers, i, t) {
-        char p[64];
+        char p[96];
         snprintf(p, sizeof p, "%s[%zu]", prefix, i);
         size_t before = jx_errs_count(e);
         if (jx_check(t, k_tier, p, e)) continue;
@@ -453,7 +457,7 @@ static json_t *plan_input(const json_t *in, jx_errs *e) {
         norm_dec(c, "package_size", p, PRICE_PLACES, 26, true, nc, e);
         norm_dec(c, "minimum", p, PRICE_PLACES, PRICE_MAX_INT_DIGITS, false, nc, e);
         if (tiered && present(c, "tiers")) {
-            char tp[48];
+            char tp[64];
             snprintf(tp, sizeof tp, "%s.tiers", p);
             json_t *t = norm_tiers(json_object_get(c, "tiers"), tp, e);
             if (t) json_object_set_new(nc, "tiers", t);

@@ -621,6 +621,22 @@ void jx_errs_addp(jx_errs *e, const char *prefix, const char *name, const char *
     va_end(ap);
 }
 
+bool jx_errs_hasp(const jx_errs *e, const char *prefix, const char *name) {
+    if (!e) return false;
+    if (!prefix) prefix = "";
+    if (!name) name = "";
+    size_t pl = strlen(prefix);
+    bool dot = prefix[0] && name[0];
+    for (size_t i = 0; i < e->n; i++) {
+        const char *f = e->v[i].field;
+        if (strncmp(f, prefix, pl) != 0) continue;
+        f += pl;
+        if (dot && *f++ != '.') continue;
+        if (strcmp(f, name) == 0) return true;
+    }
+    return false;
+}
+
 json_t *jx_errs_json(const jx_errs *e) {
     json_t *arr;
     if (!e || e->oom) return NULL;

@@ -60,6 +60,10 @@ void     jx_errs_addp(jx_errs *e, const char *prefix, const char *name, const ch
 /* New reference to a JSON array [{"field": ..., "message": ...}, ...] of the
  * kept entries; NULL if an allocation failed (now or in an earlier add). */
 json_t  *jx_errs_json(const jx_errs *e);
+/* True if a kept entry names prefix + name (joined as jx_errs_addp does).
+ * Lets a rule a table cannot say skip a field the table already refused, so
+ * a client sees each bad field once. */
+bool     jx_errs_hasp(const jx_errs *e, const char *prefix, const char *name);
 
 /* ---- table-driven object validation ----------------------------------- */
 typedef enum jx_type {
