@@ -28,26 +28,26 @@
 
 /* roles (bits) */
 enum {
-    ROLE_ADMIN = 1 << 0,    /* platform staff: every organization */
+    ROLE_ADMIN = 1 << 0, /* platform staff: every organization */
     ROLE_OWNER = 1 << 1,
     ROLE_FINANCE = 1 << 2,
     ROLE_APPROVER = 1 << 3,
     ROLE_VIEWER = 1 << 4,
 };
-#define ROLES_ALL (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE | ROLE_APPROVER | ROLE_VIEWER)
+#define ROLES_ALL           (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE | ROLE_APPROVER | ROLE_VIEWER)
 #define ROLES_WRITE_CATALOG (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE)
-#define ROLES_OWNER (ROLE_ADMIN | ROLE_OWNER)
+#define ROLES_OWNER         (ROLE_ADMIN | ROLE_OWNER)
 
 /* API-key scopes (bits) */
 enum { SCOPE_READ = 1 << 0, SCOPE_USAGE_WRITE = 1 << 1 };
 
 /* route flags */
 enum {
-    RT_INLINE = 1 << 0,    /* runs on the loop thread: no DB, no blocking */
-    RT_JSON = 1 << 1,      /* body must be a JSON object (415 / 400 otherwise) */
-    RT_ORG = 1 << 2,       /* acts on one organization: admins must give ?org=<slug> */
-    RT_ALL_ORGS = 1 << 3,  /* with RT_ORG: an admin without ?org sees all (org_id 0) */
-    RT_PUBLIC = 1 << 4,    /* no authentication */
+    RT_INLINE = 1 << 0,   /* runs on the loop thread: no DB, no blocking */
+    RT_JSON = 1 << 1,     /* body must be a JSON object (415 / 400 otherwise) */
+    RT_ORG = 1 << 2,      /* acts on one organization: admins must give ?org=<slug> */
+    RT_ALL_ORGS = 1 << 3, /* with RT_ORG: an admin without ?org sees all (org_id 0) */
+    RT_PUBLIC = 1 << 4,   /* no authentication */
 };
 
 typedef struct api_req api_req;
@@ -55,13 +55,13 @@ typedef void (*api_handler)(api_req *r);
 
 typedef struct api_route {
     const char *method;
-    const char *pattern;   /* "/v1/customers/{id}"; "{*}" matches the rest */
+    const char *pattern; /* "/v1/customers/{id}"; "{*}" matches the rest */
     api_handler fn;
-    unsigned roles;        /* who may call it (session users); ignored with RT_PUBLIC */
-    unsigned scopes;       /* API-key scope that allows it; 0 = sessions only */
-    long long max_body;    /* bytes; 0 = no body; -1 = BILLING_MAX_BODY */
+    unsigned roles;     /* who may call it (session users); ignored with RT_PUBLIC */
+    unsigned scopes;    /* API-key scope that allows it; 0 = sessions only */
+    long long max_body; /* bytes; 0 = no body; -1 = BILLING_MAX_BODY */
     unsigned flags;
-    const char *name;      /* label in logs and /metrics */
+    const char *name; /* label in logs and /metrics */
 } api_route;
 
 extern const api_route api_routes[];
@@ -71,11 +71,11 @@ enum { WHO_NONE = 0, WHO_SESSION, WHO_APIKEY };
 
 typedef struct api_who {
     int kind;
-    unsigned role;          /* ROLE_* of the user; 0 for API keys */
-    unsigned scopes;        /* SCOPE_* of an API key */
-    long long org_id;       /* organization acted on; 0 = all (admin listing) */
+    unsigned role;    /* ROLE_* of the user; 0 for API keys */
+    unsigned scopes;  /* SCOPE_* of an API key */
+    long long org_id; /* organization acted on; 0 = all (admin listing) */
     char org_slug[64];
-    char user_id[40];       /* user or API key id */
+    char user_id[40]; /* user or API key id */
     char token_hash[65];
     bool via_cookie;
 } api_who;
@@ -83,7 +83,7 @@ typedef struct api_who {
 typedef struct api_server api_server;
 typedef struct api_loop api_loop;
 
-#define API_MAX_PARAMS 4
+#define API_MAX_PARAMS  4
 #define API_MAX_HEADERS 8
 
 struct api_req {
@@ -91,16 +91,16 @@ struct api_req {
     api_loop *loop;
     api_server *srv;
     const cfg *cfg;
-    struct evhttp_request *ev;   /* loop thread only; NULL once the client left */
-    struct event *watch;         /* loop thread only: EOF watch while waiting */
-    atomic_bool gone;            /* the client closed the connection */
+    struct evhttp_request *ev; /* loop thread only; NULL once the client left */
+    struct event *watch;       /* loop thread only: EOF watch while waiting */
+    atomic_bool gone;          /* the client closed the connection */
     const api_route *route;
     int route_idx;
     char method[8];
-    char *path;                  /* raw path without query */
-    char *pv[API_MAX_PARAMS];    /* decoded path parameters */
+    char *path;               /* raw path without query */
+    char *pv[API_MAX_PARAMS]; /* decoded path parameters */
     int npv;
-    char *query;                 /* raw query string or NULL */
+    char *query; /* raw query string or NULL */
     char *body;
     size_t body_len;
     json_t *json;
@@ -119,11 +119,11 @@ struct api_req {
     const char *ctype;
     char *hk[API_MAX_HEADERS], *hv[API_MAX_HEADERS];
     int nh;
-    api_req *next;               /* queue link */
+    api_req *next; /* queue link */
 };
 
 /* ---- replies (exactly one per request; a later call replaces an earlier) ---- */
-void api_json(api_req *r, int status, json_t *body);          /* steals body */
+void api_json(api_req *r, int status, json_t *body); /* steals body */
 void api_raw(api_req *r, int status, const char *ctype, const void *p, size_t n);
 void api_no_content(api_req *r);
 void api_err(api_req *r, int status, const char *code, const char *fmt, ...)
@@ -147,15 +147,15 @@ void api_page_reply(api_req *r, json_t *rows, const char *next_cursor);
 /* Cookie value by name (malloc'd) or NULL. */
 char *api_cookie_dup(const api_req *r, const char *name);
 const char *api_role_name(unsigned role);
-unsigned api_role_parse(const char *name);   /* 0 if unknown */
+unsigned api_role_parse(const char *name); /* 0 if unknown */
 
 /* ---- server ---- */
 typedef struct api_health {
     atomic_bool pg_ok, redis_ok;
 } api_health;
 const api_health *api_server_health(const api_server *s);
-int  api_server_db_busy(const api_server *s);
-int  api_server_db_threads(const api_server *s);
+int api_server_db_busy(const api_server *s);
+int api_server_db_threads(const api_server *s);
 
 /* auth.c: resolves r->who from the Authorization header or cookie and checks
  * the route's roles/scopes/org/CSRF rules.  Returns 0 to go on, -1 when it has
@@ -165,7 +165,7 @@ int api_authorize(api_req *r);
 /* metrics.c */
 void api_metrics_observe(int route_idx, int status, int64_t dur_us);
 void api_metrics_render(buf *b, const api_server *s);
-int  api_metrics_init(size_t nroutes);
+int api_metrics_init(size_t nroutes);
 
 /* match.c: matches a request path against a route pattern ("/v1/x/{id}",
  * "/ui/{*}").  On a match fills pv[0..*npv) with the decoded parameters
@@ -174,7 +174,7 @@ int  api_metrics_init(size_t nroutes);
 bool api_match_path(const char *pattern, const char *path, char *pv[API_MAX_PARAMS], int *npv);
 
 /* base64url cursors */
-char *api_cursor_encode(const char *s);       /* malloc'd */
-char *api_cursor_decode(const char *c);       /* malloc'd or NULL if invalid */
+char *api_cursor_encode(const char *s); /* malloc'd */
+char *api_cursor_decode(const char *c); /* malloc'd or NULL if invalid */
 
 #endif

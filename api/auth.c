@@ -100,7 +100,8 @@ int api_authorize(api_req *r) {
     w->org_id = p.org_id;
     snprintf(w->org_slug, sizeof w->org_slug, "%s", p.org_slug);
     if (is_key) {
-        w->scopes = (p.scope_read ? SCOPE_READ : 0u) | (p.scope_usage_write ? SCOPE_USAGE_WRITE : 0u);
+        w->scopes =
+            (p.scope_read ? SCOPE_READ : 0u) | (p.scope_usage_write ? SCOPE_USAGE_WRITE : 0u);
     } else {
         w->role = api_role_parse(p.role);
     }
@@ -117,8 +118,8 @@ int api_authorize(api_req *r) {
             api_err(r, 403, "forbidden", "this API key's scopes do not allow %s %s", r->method,
                     rt->pattern);
         else
-            api_err(r, 403, "forbidden", "role %s may not %s %s", api_role_name(w->role),
-                    r->method, rt->pattern);
+            api_err(r, 403, "forbidden", "role %s may not %s %s", api_role_name(w->role), r->method,
+                    rt->pattern);
         return -1;
     }
 
@@ -129,8 +130,10 @@ int api_authorize(api_req *r) {
             rc = repo_org_by_slug(r->db, &e, org, &id);
             if (rc != REPO_OK) {
                 free(org);
-                if (rc == REPO_ERR) api_db_fail(r, &e);
-                else api_err(r, 404, "not_found", "no such organization");
+                if (rc == REPO_ERR)
+                    api_db_fail(r, &e);
+                else
+                    api_err(r, 404, "not_found", "no such organization");
                 return -1;
             }
             w->org_id = id;

@@ -15,9 +15,11 @@
 
 static const char *const k_metrics[] = {
     "{\"code\":\"api_calls\",\"name\":\"API calls\",\"aggregation\":\"sum\",\"unit\":\"call\"}",
-    "{\"code\":\"vm_uptime_minutes\",\"name\":\"VM uptime\",\"aggregation\":\"sum\",\"unit\":\"minute\"}",
+    "{\"code\":\"vm_uptime_minutes\",\"name\":\"VM "
+    "uptime\",\"aggregation\":\"sum\",\"unit\":\"minute\"}",
     "{\"code\":\"cpu_seconds\",\"name\":\"CPU time\",\"aggregation\":\"sum\",\"unit\":\"second\"}",
-    "{\"code\":\"storage_gb_hours\",\"name\":\"Storage\",\"aggregation\":\"sum\",\"unit\":\"GB-hour\"}",
+    "{\"code\":\"storage_gb_hours\",\"name\":\"Storage\",\"aggregation\":\"sum\",\"unit\":\"GB-"
+    "hour\"}",
 };
 
 static const char k_plan[] =
@@ -33,9 +35,9 @@ static const char k_plan[] =
     " \"tiers\":[{\"up_to\":\"1000\",\"unit_price\":\"0.0002\",\"flat_fee\":\"0\"},"
     "            {\"up_to\":null,\"unit_price\":\"0.00015\",\"flat_fee\":\"0\"}]}]}";
 
-static const char *const k_cities[] = {"Phoenix", "Dallas", "Denver", "Atlanta",
-                                       "Reno", "Columbus", "Memphis", "Tucson",
-                                       "Laredo", "Salt Lake City", "Fresno", "Zürich"};
+static const char *const k_cities[] = {"Phoenix", "Dallas",         "Denver",  "Atlanta",
+                                       "Reno",    "Columbus",       "Memphis", "Tucson",
+                                       "Laredo",  "Salt Lake City", "Fresno",  "Zürich"};
 
 int demo_load(db *d, char *err, size_t errlen) {
     db_err e;
@@ -80,10 +82,10 @@ int demo_load(db *d, char *err, size_t errlen) {
         char ext[16], name[64];
         snprintf(ext, sizeof ext, "site-%05d", i);
         snprintf(name, sizeof name, "%s yard %d", k_cities[i - 1], i);
-        json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:b}", "external_id", ext,
-                              "name", name, "currency", "USD", "plan", "fleet-standard",
-                              "billing_address", "city", k_cities[i - 1], "country",
-                              i == 12 ? "CH" : "US", "require_approval", i % 4 == 0);
+        json_t *c = json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s}, s:b}", "external_id", ext, "name",
+                              name, "currency", "USD", "plan", "fleet-standard", "billing_address",
+                              "city", k_cities[i - 1], "country", i == 12 ? "CH" : "US",
+                              "require_approval", i % 4 == 0);
         rc = c ? repo_customer_create(d, &e, org_id, c, &out, &f) : REPO_ERR;
         json_decref(c);
         if (rc != REPO_OK) goto fail_field;

@@ -51,8 +51,8 @@ void api_no_content(api_req *r) { set_body(r, 204, NULL, NULL, 0); }
 
 static void error_reply(api_req *r, int status, const char *code, const char *msg,
                         json_t *details) {
-    json_t *o = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message", msg,
-                          "details", details ? details : json_array());
+    json_t *o = json_pack("{s:{s:s, s:s, s:o}}", "error", "code", code, "message", msg, "details",
+                          details ? details : json_array());
     api_json(r, status, o);
 }
 
@@ -95,8 +95,7 @@ void api_db_fail(api_req *r, const db_err *e) {
         return;
     }
     LOG_KV(LOG_ERROR, "database error", LF_S("request_id", r->request_id),
-           LF_S("sqlstate", e->sqlstate), LF_S("constraint", e->constraint),
-           LF_S("error", e->msg));
+           LF_S("sqlstate", e->sqlstate), LF_S("constraint", e->constraint), LF_S("error", e->msg));
     api_err(r, 500, "internal", "internal error (request %s)", r->request_id);
 }
 
@@ -204,7 +203,7 @@ static const struct {
     unsigned role;
     const char *name;
 } k_roles[] = {
-    {ROLE_ADMIN, "admin"}, {ROLE_OWNER, "owner"}, {ROLE_FINANCE, "finance"},
+    {ROLE_ADMIN, "admin"},       {ROLE_OWNER, "owner"},   {ROLE_FINANCE, "finance"},
     {ROLE_APPROVER, "approver"}, {ROLE_VIEWER, "viewer"},
 };
 

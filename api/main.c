@@ -54,9 +54,12 @@ static int cmd_create_admin(const cfg *c, int argc, char **argv) {
     const char *email = NULL;
     int pw_stdin = 0;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--email") && i + 1 < argc) email = argv[++i];
-        else if (!strncmp(argv[i], "--email=", 8)) email = argv[i] + 8;
-        else if (!strcmp(argv[i], "--password-stdin")) pw_stdin = 1;
+        if (!strcmp(argv[i], "--email") && i + 1 < argc)
+            email = argv[++i];
+        else if (!strncmp(argv[i], "--email=", 8))
+            email = argv[i] + 8;
+        else if (!strcmp(argv[i], "--password-stdin"))
+            pw_stdin = 1;
         else {
             fprintf(stderr, "create-admin: unknown argument %s\n", argv[i]);
             return 2;

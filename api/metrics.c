@@ -15,13 +15,13 @@ static const int k_codes[] = {200, 201, 202, 204, 304, 400, 401, 403, 404, 405,
                               409, 413, 415, 422, 429, 499, 500, 503, 0 /* other */};
 #define NCODES ((int)ML_ARRAY_LEN(k_codes))
 /* latency bucket upper bounds in microseconds */
-static const long long k_le_us[] = {500, 1000, 2500, 5000, 10000, 25000, 50000,
+static const long long k_le_us[] = {500,    1000,   2500,   5000,    10000,   25000,   50000,
                                     100000, 250000, 500000, 1000000, 2500000, 10000000};
 #define NBUCKETS ((int)ML_ARRAY_LEN(k_le_us))
 
 typedef struct route_stats {
     atomic_llong count[NCODES];
-    atomic_llong bucket[NBUCKETS];  /* non-cumulative; summed when rendered */
+    atomic_llong bucket[NBUCKETS]; /* non-cumulative; summed when rendered */
     atomic_llong sum_us;
     atomic_llong total;
 } route_stats;
@@ -83,11 +83,13 @@ void api_metrics_render(buf *b, const api_server *s) {
             cum += atomic_load_explicit(&g_stats[i].bucket[k], memory_order_relaxed);
             long long us = k_le_us[k];
             buf_printf(b,
-                       "meterline_http_request_duration_seconds_bucket{route=\"%s\",le=\"%lld.%06lld\"} %lld\n",
+                       "meterline_http_request_duration_seconds_bucket{route=\"%s\",le=\"%lld.%"
+                       "06lld\"} %lld\n",
                        name, us / 1000000, us % 1000000, cum);
         }
-        buf_printf(b, "meterline_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %lld\n",
-                   name, total);
+        buf_printf(
+            b, "meterline_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %lld\n",
+            name, total);
         long long sum = atomic_load_explicit(&g_stats[i].sum_us, memory_order_relaxed);
         buf_printf(b, "meterline_http_request_duration_seconds_sum{route=\"%s\"} %lld.%06lld\n",
                    name, sum / 1000000, sum % 1000000);

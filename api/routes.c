@@ -9,8 +9,8 @@
 #include "fmacros.h"
 #include "routes.h"
 
-#define KB 1024LL
-#define NOBODY 0
+#define KB       1024LL
+#define NOBODY   0
 #define JSONBODY (-1) /* BILLING_MAX_BODY */
 
 const api_route api_routes[] = {
@@ -25,23 +25,35 @@ const api_route api_routes[] = {
     {"POST", "/v1/sessions", h_login, 0, 0, 16 * KB, RT_JSON | RT_PUBLIC, "login"},
     {"DELETE", "/v1/sessions/current", h_logout, ROLES_ALL, 0, NOBODY, 0, "logout"},
     {"GET", "/v1/me", h_me, ROLES_ALL, SCOPE_READ | SCOPE_USAGE_WRITE, NOBODY, 0, "me"},
-    {"POST", "/v1/users", h_users_create, ROLES_OWNER, 0, 16 * KB, RT_JSON | RT_ORG, "users_create"},
+    {"POST", "/v1/users", h_users_create, ROLES_OWNER, 0, 16 * KB, RT_JSON | RT_ORG,
+     "users_create"},
     {"GET", "/v1/users", h_users_list, ROLES_OWNER, 0, NOBODY, RT_ORG | RT_ALL_ORGS, "users_list"},
-    {"POST", "/v1/api-keys", h_keys_create, ROLES_OWNER, 0, 16 * KB, RT_JSON | RT_ORG, "api_keys_create"},
+    {"POST", "/v1/api-keys", h_keys_create, ROLES_OWNER, 0, 16 * KB, RT_JSON | RT_ORG,
+     "api_keys_create"},
     {"GET", "/v1/api-keys", h_keys_list, ROLES_OWNER, 0, NOBODY, RT_ORG, "api_keys_list"},
-    {"DELETE", "/v1/api-keys/{id}", h_keys_delete, ROLES_OWNER, 0, NOBODY, RT_ORG, "api_keys_delete"},
+    {"DELETE", "/v1/api-keys/{id}", h_keys_delete, ROLES_OWNER, 0, NOBODY, RT_ORG,
+     "api_keys_delete"},
     {"GET", "/v1/admin/organizations", h_orgs_list, ROLE_ADMIN, 0, NOBODY, 0, "orgs_list"},
 
     /* customers, metrics, plans */
-    {"POST", "/v1/customers", h_customers_create, ROLES_WRITE_CATALOG, 0, 64 * KB, RT_JSON | RT_ORG, "customers_create"},
-    {"GET", "/v1/customers", h_customers_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS, "customers_list"},
-    {"GET", "/v1/customers/{external_id}", h_customers_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG, "customers_get"},
-    {"PATCH", "/v1/customers/{external_id}", h_customers_update, ROLES_WRITE_CATALOG, 0, 64 * KB, RT_JSON | RT_ORG, "customers_update"},
-    {"POST", "/v1/metrics", h_metrics_create, ROLES_WRITE_CATALOG, 0, 16 * KB, RT_JSON | RT_ORG, "metrics_create"},
-    {"GET", "/v1/metrics", h_metrics_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS, "metrics_list"},
-    {"GET", "/v1/metrics/{code}", h_metrics_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG, "metrics_get"},
-    {"POST", "/v1/plans", h_plans_create, ROLES_WRITE_CATALOG, 0, 256 * KB, RT_JSON | RT_ORG, "plans_create"},
-    {"GET", "/v1/plans", h_plans_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS, "plans_list"},
+    {"POST", "/v1/customers", h_customers_create, ROLES_WRITE_CATALOG, 0, 64 * KB, RT_JSON | RT_ORG,
+     "customers_create"},
+    {"GET", "/v1/customers", h_customers_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
+     "customers_list"},
+    {"GET", "/v1/customers/{external_id}", h_customers_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG,
+     "customers_get"},
+    {"PATCH", "/v1/customers/{external_id}", h_customers_update, ROLES_WRITE_CATALOG, 0, 64 * KB,
+     RT_JSON | RT_ORG, "customers_update"},
+    {"POST", "/v1/metrics", h_metrics_create, ROLES_WRITE_CATALOG, 0, 16 * KB, RT_JSON | RT_ORG,
+     "metrics_create"},
+    {"GET", "/v1/metrics", h_metrics_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
+     "metrics_list"},
+    {"GET", "/v1/metrics/{code}", h_metrics_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG,
+     "metrics_get"},
+    {"POST", "/v1/plans", h_plans_create, ROLES_WRITE_CATALOG, 0, 256 * KB, RT_JSON | RT_ORG,
+     "plans_create"},
+    {"GET", "/v1/plans", h_plans_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
+     "plans_list"},
     {"GET", "/v1/plans/{code}", h_plans_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG, "plans_get"},
 
     /* web UI (static, embedded) */

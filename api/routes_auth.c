@@ -64,8 +64,8 @@ static int new_session(api_req *r, const char *user_id, char token[RND_TOKEN_MAX
     db_err e;
     rnd_token("ms_", token);
     rnd_sha256_hex(token, strlen(token), hash);
-    if (repo_session_create(r->db, &e, hash, user_id, r->cfg->session_ttl_hours,
-                            r->h_user_agent, r->peer, expires_at) != REPO_OK) {
+    if (repo_session_create(r->db, &e, hash, user_id, r->cfg->session_ttl_hours, r->h_user_agent,
+                            r->peer, expires_at) != REPO_OK) {
         api_db_fail(r, &e);
         return -1;
     }
@@ -81,8 +81,9 @@ static void reply_repo_err(api_req *r, int rc, const db_err *e, const repo_field
         break;
     case REPO_CONFLICT: {
         json_t *d = json_pack("[{s:s, s:s}]", "field", f->field, "message", f->message);
-        api_json(r, 409, json_pack("{s:{s:s, s:s, s:o}}", "error", "code", "conflict", "message",
-                                   f->message, "details", d ? d : json_array()));
+        api_json(r, 409,
+                 json_pack("{s:{s:s, s:s, s:o}}", "error", "code", "conflict", "message",
+                           f->message, "details", d ? d : json_array()));
         break;
     }
     case REPO_INVALID:
@@ -109,7 +110,10 @@ static const jx_field k_signup[] = {
 
 void h_signup(api_req *r) {
     jx_errs *e = jx_errs_new();
-    if (!e) { api_err(r, 503, "unavailable", "out of memory"); return; }
+    if (!e) {
+        api_err(r, 503, "unavailable", "out of memory");
+        return;
+    }
     jx_check(r->json, k_signup, NULL, e);
     check_email(e, r->json, "email");
     if (jx_errs_count(e)) {
@@ -119,24 +123,32 @@ void h_signup(api_req *r) {
     }
     jx_errs_free(e);
     char pwhash[RND_PWHASH_MAX];
-    if (rnd_password_hash(jx_str(r->json, "password"), pwhash))
-        { api_err(r, 503, "unavailable", "out of memory"); return; }
+    if (rnd_password_hash(jx_str(r->json, "password"), pwhash)) {
+        api_err(r, 503, "unavailable", "out of memory");
+        return;
+    }
 
     db_err de;
     repo_field f = {{0}, {0}};
     json_t *org = NULL, *user = NULL;
     long long org_id = 0;
-    if (db_begin(r->db, &de)) { api_db_fail(r, &de); return; }
+    if (db_begin(r->db, &de)) {
+        api_db_fail(r, &de);
+        return;
+    }
     int rc = repo_org_create(r->db, &de, jx_str(r->json, "org_name"), &org_id, &org);
     if (rc == REPO_OK)
-        rc = repo_user_create(r->db, &de, org_id, jx_str(r->json, "email"),
-                              jx_str(r->json, "name"), pwhash, "owner", &user, &f);
+        rc = repo_user_create(r->db, &de, org_id, jx_str(r->json, "email"), jx_str(r->json, "name"),
+                              pwhash, "owner", &user, &f);
     if (rc == REPO_OK && db_commit(r->db, &de)) rc = REPO_ERR;
     if (rc != REPO_OK) {
         db_rollback(r->db);
         json_decref(org);
         json_decref(user);
-        { reply_repo_err(r, rc, &de, &f, "user"); return; }
+        {
+            reply_repo_err(r, rc, &de, &f, "user");
+            return;
+        }
     }
     char token[RND_TOKEN_MAX], exp[40];
     const char *uid = json_string_value(json_object_get(user, "id"));
@@ -147,8 +159,9 @@ void h_signup(api_req *r) {
     }
     LOG_KV(LOG_INFO, "signup", LF_S("request_id", r->request_id), LF_S("user_id", uid),
            LF_I("org_id", org_id));
-    api_json(r, 201, json_pack("{s:o, s:o, s:s, s:s}", "user", user, "organization", org,
-                               "token", token, "expires_at", exp));
+    api_json(r, 201,
+             json_pack("{s:o, s:o, s:s, s:s}", "user", user, "organization", org, "token", token,
+                       "expires_at", exp));
 }
 
 /* ---- login / logout --------------------------------------------------- */
@@ -175,7 +188,10 @@ static void rl_key(const api_req *r, const char *email, char out[96]) {
 
 void h_login(api_req *r) {
     jx_errs *e = jx_errs_new();
-    if (!e) { api_err(r, 503, "unavailable", "out of memory"); return; }
+    if (!e) {
+        api_err(r, 503, "unavailable", "out of memory");
+        return;
+    }
     if (jx_check(r->json, k_login, NULL, e)) {
         api_invalid(r, e);
         jx_errs_free(e);
@@ -183,7 +199,10 @@ void h_login(api_req *r) {
     }
     jx_errs_free(e);
     char *email = lower_dup(jx_str(r->json, "email"));
-    if (!email) { api_err(r, 503, "unavailable", "out of memory"); return; }
+    if (!email) {
+        api_err(r, 503, "unavailable", "out of memory");
+        return;
+    }
     char key[96], rerr[256];
     rl_key(r, email, key);
 
@@ -195,7 +214,10 @@ void h_login(api_req *r) {
         LOG_KV(LOG_WARN, "login refused: redis unavailable", LF_S("request_id", r->request_id),
                LF_S("error", rerr));
         api_header(r, "Retry-After", "2");
-        { api_err(r, 503, "unavailable", "login is unavailable; retry later"); return; }
+        {
+            api_err(r, 503, "unavailable", "login is unavailable; retry later");
+            return;
+        }
     }
     if (rep->type == REDIS_REPLY_STRING) fails = strtoll(rep->str, NULL, 10);
     freeReplyObject(rep);
@@ -209,11 +231,11 @@ void h_login(api_req *r) {
         snprintf(ra, sizeof ra, "%lld", ttl);
         api_header(r, "Retry-After", ra);
         {
-        api_err(r, 429, "rate_limited",
-                       "too many failed logins for this account from your address; retry in %lld s",
-                       ttl);
-        return;
-    }
+            api_err(r, 429, "rate_limited",
+                    "too many failed logins for this account from your address; retry in %lld s",
+                    ttl);
+            return;
+        }
     }
 
     db_err de;
@@ -221,7 +243,10 @@ void h_login(api_req *r) {
     int rc = repo_user_auth(r->db, &de, email, uid, hash, sizeof hash);
     if (rc == REPO_ERR) {
         free(email);
-        { api_db_fail(r, &de); return; }
+        {
+            api_db_fail(r, &de);
+            return;
+        }
     }
     bool ok;
     if (rc == REPO_OK) {
@@ -250,7 +275,10 @@ void h_login(api_req *r) {
         if (rep) freeReplyObject(rep);
         LOG_KV(LOG_INFO, "login failed", LF_S("request_id", r->request_id), LF_S("peer", r->peer));
         api_header(r, "WWW-Authenticate", "Bearer");
-        { api_err(r, 401, "unauthenticated", "email or password is wrong"); return; }
+        {
+            api_err(r, 401, "unauthenticated", "email or password is wrong");
+            return;
+        }
     }
     rep = rds_cmd(r->redis, rerr, sizeof rerr, "DEL %s", key);
     if (rep) freeReplyObject(rep);
@@ -259,13 +287,19 @@ void h_login(api_req *r) {
     if (new_session(r, uid, token, exp)) return;
     json_t *user = NULL;
     rc = repo_user_get(r->db, &de, uid, &user);
-    if (rc != REPO_OK) { reply_repo_err(r, rc, &de, NULL, "user"); return; }
+    if (rc != REPO_OK) {
+        reply_repo_err(r, rc, &de, NULL, "user");
+        return;
+    }
     api_json(r, 201, json_pack("{s:s, s:o, s:s}", "token", token, "user", user, "expires_at", exp));
 }
 
 void h_logout(api_req *r) {
     db_err e;
-    if (repo_session_delete(r->db, &e, r->who.token_hash) == REPO_ERR) { api_db_fail(r, &e); return; }
+    if (repo_session_delete(r->db, &e, r->who.token_hash) == REPO_ERR) {
+        api_db_fail(r, &e);
+        return;
+    }
     set_session_cookie(r, "", 0);
     api_no_content(r);
 }
@@ -275,7 +309,10 @@ void h_me(api_req *r) {
     json_t *org = json_null();
     if (r->who.org_id) {
         int rc = repo_org_get(r->db, &e, r->who.org_id, &org);
-        if (rc != REPO_OK) { reply_repo_err(r, rc, &e, NULL, "organization"); return; }
+        if (rc != REPO_OK) {
+            reply_repo_err(r, rc, &e, NULL, "organization");
+            return;
+        }
     }
     if (r->who.kind == WHO_APIKEY) {
         json_t *scopes = json_array();
@@ -283,16 +320,20 @@ void h_me(api_req *r) {
         if (r->who.scopes & SCOPE_USAGE_WRITE)
             json_array_append_new(scopes, json_string("usage:write"));
         {
-        api_json(r, 200, json_pack("{s:n, s:{s:s, s:o}, s:o}", "user", "api_key", "id",
-                                          r->who.user_id, "scopes", scopes, "organization", org));
-        return;
-    }
+            api_json(r, 200,
+                     json_pack("{s:n, s:{s:s, s:o}, s:o}", "user", "api_key", "id", r->who.user_id,
+                               "scopes", scopes, "organization", org));
+            return;
+        }
     }
     json_t *user = NULL;
     int rc = repo_user_get(r->db, &e, r->who.user_id, &user);
     if (rc != REPO_OK) {
         json_decref(org);
-        { reply_repo_err(r, rc, &e, NULL, "user"); return; }
+        {
+            reply_repo_err(r, rc, &e, NULL, "user");
+            return;
+        }
     }
     api_json(r, 200, json_pack("{s:o, s:o}", "user", user, "organization", org));
 }
@@ -309,7 +350,10 @@ static const jx_field k_user[] = {
 
 void h_users_create(api_req *r) {
     jx_errs *e = jx_errs_new();
-    if (!e) { api_err(r, 503, "unavailable", "out of memory"); return; }
+    if (!e) {
+        api_err(r, 503, "unavailable", "out of memory");
+        return;
+    }
     jx_check(r->json, k_user, NULL, e);
     check_email(e, r->json, "email");
     const char *role = jx_str(r->json, "role");
@@ -323,14 +367,19 @@ void h_users_create(api_req *r) {
     }
     jx_errs_free(e);
     char pwhash[RND_PWHASH_MAX];
-    if (rnd_password_hash(jx_str(r->json, "password"), pwhash))
-        { api_err(r, 503, "unavailable", "out of memory"); return; }
+    if (rnd_password_hash(jx_str(r->json, "password"), pwhash)) {
+        api_err(r, 503, "unavailable", "out of memory");
+        return;
+    }
     db_err de;
     repo_field f = {{0}, {0}};
     json_t *user = NULL;
     int rc = repo_user_create(r->db, &de, r->who.org_id, jx_str(r->json, "email"),
                               jx_str(r->json, "name"), pwhash, role, &user, &f);
-    if (rc != REPO_OK) { reply_repo_err(r, rc, &de, &f, "user"); return; }
+    if (rc != REPO_OK) {
+        reply_repo_err(r, rc, &de, &f, "user");
+        return;
+    }
     api_json(r, 201, user);
 }
 
@@ -343,7 +392,10 @@ void h_users_list(api_req *r) {
     char *next = NULL;
     int rc = repo_users_list(r->db, &e, r->who.org_id, limit, cursor, &rows, &next);
     free(cursor);
-    if (rc != REPO_OK) { reply_repo_err(r, rc, &e, NULL, "user"); return; }
+    if (rc != REPO_OK) {
+        reply_repo_err(r, rc, &e, NULL, "user");
+        return;
+    }
     api_page_reply(r, rows, next);
     free(next);
 }
@@ -358,7 +410,10 @@ static const jx_field k_key[] = {
 
 void h_keys_create(api_req *r) {
     jx_errs *e = jx_errs_new();
-    if (!e) { api_err(r, 503, "unavailable", "out of memory"); return; }
+    if (!e) {
+        api_err(r, 503, "unavailable", "out of memory");
+        return;
+    }
     jx_check(r->json, k_key, NULL, e);
     const json_t *scopes = json_object_get(r->json, "scopes");
     bool read = false, usage = false;
@@ -368,9 +423,12 @@ void h_keys_create(api_req *r) {
         const char *v = jx_is_string(s) ? json_string_value(s) : NULL;
         char field[32];
         snprintf(field, sizeof field, "scopes[%zu]", i);
-        if (v && !strcmp(v, "read") && !read) read = true;
-        else if (v && !strcmp(v, "usage:write") && !usage) usage = true;
-        else jx_errs_add(e, field, "must be \"read\" or \"usage:write\", each at most once");
+        if (v && !strcmp(v, "read") && !read)
+            read = true;
+        else if (v && !strcmp(v, "usage:write") && !usage)
+            usage = true;
+        else
+            jx_errs_add(e, field, "must be \"read\" or \"usage:write\", each at most once");
     }
     if (jx_errs_count(e)) {
         api_invalid(r, e);
@@ -387,7 +445,10 @@ void h_keys_create(api_req *r) {
     json_t *out = NULL;
     int rc = repo_apikey_create(r->db, &de, r->who.org_id, jx_str(r->json, "name"), hash, prefix,
                                 pg, r->who.kind == WHO_SESSION ? r->who.user_id : NULL, &out);
-    if (rc != REPO_OK) { reply_repo_err(r, rc, &de, NULL, "api key"); return; }
+    if (rc != REPO_OK) {
+        reply_repo_err(r, rc, &de, NULL, "api key");
+        return;
+    }
     json_object_set_new(out, "key", json_string(key));
     api_json(r, 201, out);
 }
@@ -396,14 +457,20 @@ void h_keys_list(api_req *r) {
     db_err e;
     json_t *rows = NULL;
     int rc = repo_apikeys_list(r->db, &e, r->who.org_id, &rows);
-    if (rc != REPO_OK) { reply_repo_err(r, rc, &e, NULL, "api key"); return; }
+    if (rc != REPO_OK) {
+        reply_repo_err(r, rc, &e, NULL, "api key");
+        return;
+    }
     api_page_reply(r, rows, NULL);
 }
 
 void h_keys_delete(api_req *r) {
     db_err e;
     int rc = repo_apikey_revoke(r->db, &e, r->who.org_id, r->pv[0]);
-    if (rc != REPO_OK) { reply_repo_err(r, rc, &e, NULL, "api key"); return; }
+    if (rc != REPO_OK) {
+        reply_repo_err(r, rc, &e, NULL, "api key");
+        return;
+    }
     api_no_content(r);
 }
 
@@ -418,7 +485,9 @@ void h_orgs_list(api_req *r) {
     char *next = NULL;
     int rc = repo_orgs_list(r->db, &e, limit, cursor, &rows, &next);
     free(cursor);
-    if (rc == REPO_OK) api_page_reply(r, rows, next);
-    else reply_repo_err(r, rc, &e, NULL, "organization");
+    if (rc == REPO_OK)
+        api_page_reply(r, rows, next);
+    else
+        reply_repo_err(r, rc, &e, NULL, "organization");
     free(next);
 }

@@ -15,7 +15,7 @@
 #include "routes.h"
 #include <stdlib.h>
 
-#define PRICE_PLACES 12          /* numeric(30,12) */
+#define PRICE_PLACES         12 /* numeric(30,12) */
 #define PRICE_MAX_INT_DIGITS 18
 
 /* ---- decimal helpers --------------------------------------------------- */
@@ -163,13 +163,16 @@ static json_t *customer_input(api_req *r, const jx_field *spec, jx_errs *e) {
     check_currency(in, "currency", NULL, e);
     json_t *out = json_object();
     if (!out) return NULL;
-    static const char *const keys[] = {"external_id", "name", "email", "currency", "plan",
-                                       "billing_address", "require_approval", NULL};
+    static const char *const keys[] = {"external_id",      "name", "email",
+                                       "currency",         "plan", "billing_address",
+                                       "require_approval", NULL};
     copy_keys(in, out, keys);
     const json_t *tr = json_object_get(in, "tax_rate");
     if (tr) {
-        if (json_is_null(tr)) json_object_set_new(out, "tax_rate", json_null());
-        else norm_dec(in, "tax_rate", NULL, 6, 1, false, out, e);
+        if (json_is_null(tr))
+            json_object_set_new(out, "tax_rate", json_null());
+        else
+            norm_dec(in, "tax_rate", NULL, 6, 1, false, out, e);
         const char *t = jx_str(out, "tax_rate");
         dec_t d, one = dec_from_int(1);
         if (t && dec_parse_cstr(&d, t) == DEC_OK && dec_cmp(&d, &one) > 0)
@@ -191,8 +194,10 @@ void h_customers_create(api_req *r) {
         repo_field f = {{0}, {0}};
         json_t *out = NULL;
         int rc = repo_customer_create(r->db, &de, r->who.org_id, in, &out, &f);
-        if (rc == REPO_OK) api_json(r, 201, out);
-        else api_reply_repo(r, rc, &de, &f, "customer");
+        if (rc == REPO_OK)
+            api_json(r, 201, out);
+        else
+            api_reply_repo(r, rc, &de, &f, "customer");
     }
     json_decref(in);
     jx_errs_free(e);
@@ -211,8 +216,10 @@ void h_customers_update(api_req *r) {
         repo_field f = {{0}, {0}};
         json_t *out = NULL;
         int rc = repo_customer_update(r->db, &de, r->who.org_id, r->pv[0], in, &out, &f);
-        if (rc == REPO_OK) api_json(r, 200, out);
-        else api_reply_repo(r, rc, &de, &f, "customer");
+        if (rc == REPO_OK)
+            api_json(r, 200, out);
+        else
+            api_reply_repo(r, rc, &de, &f, "customer");
     }
     json_decref(in);
     jx_errs_free(e);
@@ -222,8 +229,10 @@ void h_customers_get(api_req *r) {
     db_err de;
     json_t *out = NULL;
     int rc = repo_customer_get(r->db, &de, r->who.org_id, r->pv[0], &out);
-    if (rc == REPO_OK) api_json(r, 200, out);
-    else api_reply_repo(r, rc, &de, NULL, "customer");
+    if (rc == REPO_OK)
+        api_json(r, 200, out);
+    else
+        api_reply_repo(r, rc, &de, NULL, "customer");
 }
 
 void h_customers_list(api_req *r) {
@@ -254,13 +263,15 @@ void h_customers_list(api_req *r) {
     db_err de;
     json_t *rows = NULL;
     char *next = NULL;
-    int rc = (q && *q && !like)
-                 ? REPO_ERR
-                 : repo_customers_list(r->db, &de, r->who.org_id, like, limit, cursor, &rows,
-                                       &next);
-    if (rc == REPO_OK) api_page_reply(r, rows, next);
-    else if (q && *q && !like) api_err(r, 503, "unavailable", "out of memory");
-    else api_reply_repo(r, rc, &de, NULL, "customer");
+    int rc = (q && *q && !like) ? REPO_ERR
+                                : repo_customers_list(r->db, &de, r->who.org_id, like, limit,
+                                                      cursor, &rows, &next);
+    if (rc == REPO_OK)
+        api_page_reply(r, rows, next);
+    else if (q && *q && !like)
+        api_err(r, 503, "unavailable", "out of memory");
+    else
+        api_reply_repo(r, rc, &de, NULL, "customer");
     free(q);
     free(like);
     free(cursor);
@@ -301,8 +312,10 @@ void h_metrics_create(api_req *r) {
         repo_field f = {{0}, {0}};
         json_t *out = NULL;
         int rc = repo_metric_create(r->db, &de, r->who.org_id, r->json, &out, &f);
-        if (rc == REPO_OK) api_json(r, 201, out);
-        else api_reply_repo(r, rc, &de, &f, "metric");
+        if (rc == REPO_OK)
+            api_json(r, 201, out);
+        else
+            api_reply_repo(r, rc, &de, &f, "metric");
     }
     jx_errs_free(e);
 }
@@ -311,8 +324,10 @@ void h_metrics_get(api_req *r) {
     db_err de;
     json_t *out = NULL;
     int rc = repo_metric_get(r->db, &de, r->who.org_id, r->pv[0], &out);
-    if (rc == REPO_OK) api_json(r, 200, out);
-    else api_reply_repo(r, rc, &de, NULL, "metric");
+    if (rc == REPO_OK)
+        api_json(r, 200, out);
+    else
+        api_reply_repo(r, rc, &de, NULL, "metric");
 }
 
 void h_metrics_list(api_req *r) {
@@ -324,8 +339,10 @@ void h_metrics_list(api_req *r) {
         json_t *rows = NULL;
         char *next = NULL;
         int rc = repo_metrics_list(r->db, &de, r->who.org_id, limit, cursor, &rows, &next);
-        if (rc == REPO_OK) api_page_reply(r, rows, next);
-        else api_reply_repo(r, rc, &de, NULL, "metric");
+        if (rc == REPO_OK)
+            api_page_reply(r, rows, next);
+        else
+            api_reply_repo(r, rc, &de, NULL, "metric");
         free(next);
     }
     free(cursor);
@@ -486,8 +503,10 @@ void h_plans_create(api_req *r) {
             db_rollback(r->db);
             json_decref(out);
         }
-        if (rc == REPO_OK) api_json(r, 201, out);
-        else api_reply_repo(r, rc, &de, &f, "plan");
+        if (rc == REPO_OK)
+            api_json(r, 201, out);
+        else
+            api_reply_repo(r, rc, &de, &f, "plan");
     }
     json_decref(in);
     jx_errs_free(e);
@@ -497,8 +516,10 @@ void h_plans_get(api_req *r) {
     db_err de;
     json_t *out = NULL;
     int rc = repo_plan_get(r->db, &de, r->who.org_id, r->pv[0], &out);
-    if (rc == REPO_OK) api_json(r, 200, out);
-    else api_reply_repo(r, rc, &de, NULL, "plan");
+    if (rc == REPO_OK)
+        api_json(r, 200, out);
+    else
+        api_reply_repo(r, rc, &de, NULL, "plan");
 }
 
 void h_plans_list(api_req *r) {
@@ -510,8 +531,10 @@ void h_plans_list(api_req *r) {
         json_t *rows = NULL;
         char *next = NULL;
         int rc = repo_plans_list(r->db, &de, r->who.org_id, limit, cursor, &rows, &next);
-        if (rc == REPO_OK) api_page_reply(r, rows, next);
-        else api_reply_repo(r, rc, &de, NULL, "plan");
+        if (rc == REPO_OK)
+            api_page_reply(r, rows, next);
+        else
+            api_reply_repo(r, rc, &de, NULL, "plan");
         free(next);
     }
     free(cursor);

@@ -21,23 +21,24 @@ void h_readyz(api_req *r) {
     const api_health *h = api_server_health(r->srv);
     bool pg = atomic_load(&h->pg_ok), rs = atomic_load(&h->redis_ok);
     if (pg && rs) {
-        api_json(r, 200, json_pack("{s:s, s:s, s:s}", "status", "ready", "postgres", "ok",
-                                   "redis", "ok"));
+        api_json(r, 200,
+                 json_pack("{s:s, s:s, s:s}", "status", "ready", "postgres", "ok", "redis", "ok"));
         return;
     }
     json_t *d = json_array();
     if (!pg)
-        json_array_append_new(d, json_pack("{s:s, s:s}", "field", "postgres", "message",
-                                           "not answering"));
+        json_array_append_new(
+            d, json_pack("{s:s, s:s}", "field", "postgres", "message", "not answering"));
     if (!rs)
-        json_array_append_new(d, json_pack("{s:s, s:s}", "field", "redis", "message",
-                                           "not answering"));
+        json_array_append_new(
+            d, json_pack("{s:s, s:s}", "field", "redis", "message", "not answering"));
     api_header(r, "Retry-After", "5");
-    api_json(r, 503, json_pack("{s:{s:s, s:s, s:o}}", "error", "code", "unavailable", "message",
-                               !pg && !rs ? "PostgreSQL and Redis are unavailable"
-                               : !pg      ? "PostgreSQL is unavailable"
-                                          : "Redis is unavailable",
-                               "details", d ? d : json_array()));
+    api_json(r, 503,
+             json_pack("{s:{s:s, s:s, s:o}}", "error", "code", "unavailable", "message",
+                       !pg && !rs ? "PostgreSQL and Redis are unavailable"
+                       : !pg      ? "PostgreSQL is unavailable"
+                                  : "Redis is unavailable",
+                       "details", d ? d : json_array()));
 }
 
 void h_metrics_prom(api_req *r) {
@@ -72,8 +73,10 @@ static const char *mime_of(const char *name) {
 
 void h_ui(api_req *r) {
     char name[160];
-    if (r->npv == 0 || !r->pv[0][0]) snprintf(name, sizeof name, "ui/index.html");
-    else snprintf(name, sizeof name, "ui/%s", r->pv[0]);
+    if (r->npv == 0 || !r->pv[0][0])
+        snprintf(name, sizeof name, "ui/index.html");
+    else
+        snprintf(name, sizeof name, "ui/%s", r->pv[0]);
     /* only names we compiled in are served: no path is ever opened */
     const ml_embedded *f = ml_embed_find(api_static, name);
     if (!f) {

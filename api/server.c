@@ -63,8 +63,8 @@ struct api_loop {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    struct event *done_ev;   /* activated by database threads */
-    struct event *stop_ev;   /* activated by main: stop accepting */
+    struct event *done_ev; /* activated by database threads */
+    struct event *stop_ev; /* activated by main: stop accepting */
     pthread_mutex_t mu;
     api_req *done_head, *done_tail;
 };
@@ -124,7 +124,7 @@ static void req_free(api_req *r) {
 static void on_conn_close(struct evhttp_connection *evcon, void *arg) {
     ML_UNUSED(evcon);
     api_req *r = arg;
-    r->ev = NULL;   /* libevent frees it right after this callback */
+    r->ev = NULL; /* libevent frees it right after this callback */
     atomic_store(&r->gone, true);
 }
 
@@ -142,7 +142,7 @@ static void on_peer_readable(evutil_socket_t fd, short what, void *arg) {
     struct evhttp_connection *evcon = ev ? evhttp_request_get_connection(ev) : NULL;
     if (evcon) {
         evhttp_connection_set_closecb(evcon, NULL, NULL);
-        evhttp_connection_free(evcon);  /* frees ev too */
+        evhttp_connection_free(evcon); /* frees ev too */
     }
 }
 
@@ -158,12 +158,13 @@ static void watch_peer(api_req *r, struct evhttp_connection *evcon) {
 }
 
 static void log_request(const api_req *r, int64_t dur_us, bool sent) {
-    LOG_KV(r->status == 500 ? LOG_ERROR : r->status >= 500 ? LOG_WARN : LOG_INFO, "request",
-           LF_S("request_id", r->request_id), LF_S("method", r->method),
+    LOG_KV(r->status == 500   ? LOG_ERROR
+           : r->status >= 500 ? LOG_WARN
+                              : LOG_INFO,
+           "request", LF_S("request_id", r->request_id), LF_S("method", r->method),
            LF_S("path", r->path ? r->path : ""),
            LF_S("route", r->route ? r->route->name : "unmatched"), LF_I("status", r->status),
-           LF_I("dur_us", dur_us), LF_S("peer", r->peer),
-           LF_I("org_id", r->who.org_id),
+           LF_I("dur_us", dur_us), LF_S("peer", r->peer), LF_I("org_id", r->who.org_id),
            LF_S("client", sent ? "ok" : "gone"));
 }
 
@@ -227,8 +228,10 @@ static void complete(api_req *r) {
     api_loop *l = r->loop;
     r->next = NULL;
     pthread_mutex_lock(&l->mu);
-    if (l->done_tail) l->done_tail->next = r;
-    else l->done_head = r;
+    if (l->done_tail)
+        l->done_tail->next = r;
+    else
+        l->done_head = r;
     l->done_tail = r;
     pthread_mutex_unlock(&l->mu);
     event_active(l->done_ev, 0, 0);
@@ -287,8 +290,10 @@ static void *db_main(void *arg) {
 static void enqueue_db(api_server *s, api_req *r) {
     r->next = NULL;
     pthread_mutex_lock(&s->qmu);
-    if (s->qtail) s->qtail->next = r;
-    else s->qhead = r;
+    if (s->qtail)
+        s->qtail->next = r;
+    else
+        s->qhead = r;
     s->qtail = r;
     pthread_cond_signal(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
@@ -369,14 +374,22 @@ static int find_route(api_req *r, const char *path, char *allow, size_t allowlen
 
 static const char *method_name(enum evhttp_cmd_type t) {
     switch (t) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    default: return "OTHER";
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_HEAD:
+        return "HEAD";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    case EVHTTP_REQ_OPTIONS:
+        return "OPTIONS";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    default:
+        return "OTHER";
     }
 }
 
@@ -419,8 +432,10 @@ static void on_request(struct evhttp_request *ev, void *arg) {
 
     struct evkeyvalq *ih = evhttp_request_get_input_headers(ev);
     const char *rid = evhttp_find_header(ih, "X-Request-Id");
-    if (rid && valid_request_id(rid)) snprintf(r->request_id, sizeof r->request_id, "%s", rid);
-    else rnd_hex16(r->request_id);
+    if (rid && valid_request_id(rid))
+        snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+    else
+        rnd_hex16(r->request_id);
 
     struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
     if (evcon) {
@@ -607,8 +622,8 @@ static int loop_init(api_server *s, api_loop *l, char *err, size_t errlen) {
     }
     evhttp_set_gencb(l->http, on_request, l);
     evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS);
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+                                            EVHTTP_REQ_OPTIONS);
     evhttp_set_max_headers_size(l->http, 64 * 1024);
     evhttp_set_max_body_size(l->http, (ev_ssize_t)s->cfg->max_body);
     evhttp_set_timeout(l->http, 120);

@@ -9,8 +9,16 @@
 #include <stdlib.h>
 
 /* type OIDs from pg_type.h (stable across versions) */
-enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_JSON = 114,
-       OID_TIMESTAMPTZ = 1184, OID_NUMERIC = 1700, OID_JSONB = 3802 };
+enum {
+    OID_BOOL = 16,
+    OID_INT8 = 20,
+    OID_INT2 = 21,
+    OID_INT4 = 23,
+    OID_JSON = 114,
+    OID_TIMESTAMPTZ = 1184,
+    OID_NUMERIC = 1700,
+    OID_JSONB = 3802
+};
 
 struct db {
     char *url;
@@ -41,7 +49,10 @@ db *db_open(const char *url) {
     db *d = calloc(1, sizeof *d);
     if (!d) return NULL;
     d->url = strdup(url);
-    if (!d->url) { free(d); return NULL; }
+    if (!d->url) {
+        free(d);
+        return NULL;
+    }
     db_err e;
     (void)db_ensure(d, &e);
     return d;
@@ -80,14 +91,18 @@ int db_ensure(db *d, db_err *e) {
     if (!d->conn || PQstatus(d->conn) != CONNECTION_OK) {
         fill_err(e, d->conn, NULL);
         e->conn_lost = true;
-        if (d->conn) { PQfinish(d->conn); d->conn = NULL; }
+        if (d->conn) {
+            PQfinish(d->conn);
+            d->conn = NULL;
+        }
         return -1;
     }
     PQsetNoticeProcessor(d->conn, on_notice, NULL);
     /* Session defaults: UTC output. */
     PGresult *r = PQexecParams(d->conn,
-        "SELECT set_config('TimeZone', 'UTC', false), "
-        "set_config('application_name', 'meterline', false)", 0, NULL, NULL, NULL, NULL, 0);
+                               "SELECT set_config('TimeZone', 'UTC', false), "
+                               "set_config('application_name', 'meterline', false)",
+                               0, NULL, NULL, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         fill_err(e, d->conn, r);
         PQclear(r);
@@ -157,7 +172,9 @@ json_t *db_row_json(const PGresult *r, int row) {
         } else {
             const char *s = PQgetvalue(r, row, i);
             switch (PQftype(r, i)) {
-            case OID_INT2: case OID_INT4: case OID_INT8:
+            case OID_INT2:
+            case OID_INT4:
+            case OID_INT8:
                 v = json_integer(strtoll(s, NULL, 10));
                 break;
             case OID_BOOL:
@@ -166,7 +183,8 @@ json_t *db_row_json(const PGresult *r, int row) {
             case OID_TIMESTAMPTZ:
                 v = ts_json(s);
                 break;
-            case OID_JSON: case OID_JSONB:
+            case OID_JSON:
+            case OID_JSONB:
                 v = json_loads(s, JSON_DECODE_ANY, NULL);
                 break;
             default: /* text, numeric (exact string), uuid, ... */

@@ -20,19 +20,19 @@
 typedef struct db db;
 
 typedef struct db_err {
-    char sqlstate[6];      /* "" when not from the server */
+    char sqlstate[6]; /* "" when not from the server */
     char constraint[64];
     char column[64];
     char msg[512];
-    bool conn_lost;        /* the connection is (or was) down: retry later */
+    bool conn_lost; /* the connection is (or was) down: retry later */
 } db_err;
 
 /* Never NULL unless out of memory; the first connection attempt may fail, in
  * which case db_ensure reconnects later. */
-db  *db_open(const char *url);
-void db_close(db *d);                       /* NULL ok */
+db *db_open(const char *url);
+void db_close(db *d); /* NULL ok */
 /* Connects / reconnects if needed.  0 ok, -1 with e filled. */
-int  db_ensure(db *d, db_err *e);
+int db_ensure(db *d, db_err *e);
 PGconn *db_conn(db *d);
 bool db_ok(const db *d);
 
@@ -40,19 +40,19 @@ bool db_ok(const db *d);
  * result (caller PQclears) or NULL with e filled. */
 PGresult *db_exec(db *d, db_err *e, const char *sql, int n, const char *const *params);
 /* Variadic convenience: DB_EXEC(d, e, sql, p1, p2, ...) */
-#define DB_EXEC(d, e, sql, ...)                                                  \
-    db_exec((d), (e), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), \
+#define DB_EXEC(d, e, sql, ...)                                                                    \
+    db_exec((d), (e), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),  \
             (const char *const[]){__VA_ARGS__})
 #define DB_EXEC0(d, e, sql) db_exec((d), (e), (sql), 0, NULL)
 /* Runs a command and discards the result: 0 ok, -1 with e. */
 int db_cmd(db *d, db_err *e, const char *sql, int n, const char *const *params);
-#define DB_CMD(d, e, sql, ...)                                                   \
-    db_cmd((d), (e), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), \
+#define DB_CMD(d, e, sql, ...)                                                                     \
+    db_cmd((d), (e), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),   \
            (const char *const[]){__VA_ARGS__})
 
 int db_begin(db *d, db_err *e);
 int db_commit(db *d, db_err *e);
-void db_rollback(db *d);                    /* best effort */
+void db_rollback(db *d); /* best effort */
 
 /* SQLSTATE helpers */
 bool db_err_is(const db_err *e, const char *sqlstate);

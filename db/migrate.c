@@ -7,7 +7,7 @@
 
 extern const ml_embedded db_migrations[];
 
-static const char k_lock_key[] = "727001";  /* arbitrary advisory lock id */
+static const char k_lock_key[] = "727001"; /* arbitrary advisory lock id */
 
 static int version_of(const char *name) {
     /* "migrations/0001_accounts.sql" -> 1 */
@@ -45,7 +45,8 @@ int db_migrate(db *d, db_err *e) {
     if (db_cmd(d, e,
                "CREATE TABLE IF NOT EXISTS schema_migrations ("
                " version int PRIMARY KEY, name text NOT NULL,"
-               " applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL)) {
+               " applied_at timestamptz NOT NULL DEFAULT now())",
+               0, NULL)) {
         rc = -1;
         goto out;
     }
@@ -53,11 +54,17 @@ int db_migrate(db *d, db_err *e) {
         char ver[16];
         snprintf(ver, sizeof ver, "%d", version_of(m->name));
         PGresult *r = DB_EXEC(d, e, "SELECT 1 FROM schema_migrations WHERE version = $1", ver);
-        if (!r) { rc = -1; goto out; }
+        if (!r) {
+            rc = -1;
+            goto out;
+        }
         int have = PQntuples(r) > 0;
         PQclear(r);
         if (have) continue;
-        if (db_begin(d, e)) { rc = -1; goto out; }
+        if (db_begin(d, e)) {
+            rc = -1;
+            goto out;
+        }
         if (run_script(d, e, m->data) ||
             DB_CMD(d, e, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", ver,
                    m->name) ||

@@ -22,8 +22,7 @@ int repo_one(PGresult *r, db_err *e, json_t **out) {
     return *out ? REPO_OK : repo_oom(e);
 }
 
-int repo_page(PGresult *r, db_err *e, int limit, const char *key_col, json_t **rows,
-              char **next) {
+int repo_page(PGresult *r, db_err *e, int limit, const char *key_col, json_t **rows, char **next) {
     *next = NULL;
     if (!r) return REPO_ERR;
     int n = PQntuples(r);

@@ -32,16 +32,14 @@ typedef struct repo_field {
 int repo_org_create(db *d, db_err *e, const char *name, long long *org_id, json_t **org);
 int repo_org_by_slug(db *d, db_err *e, const char *slug, long long *org_id);
 int repo_org_get(db *d, db_err *e, long long org_id, json_t **org);
-int repo_orgs_list(db *d, db_err *e, int limit, const char *after_slug, json_t **rows,
-                   char **next);
+int repo_orgs_list(db *d, db_err *e, int limit, const char *after_slug, json_t **rows, char **next);
 
 /* ---- users and sessions ---- */
 int repo_user_create(db *d, db_err *e, long long org_id /* 0 = admin */, const char *email,
                      const char *name, const char *pwhash, const char *role, json_t **user,
                      repo_field *f);
 /* For login: id, password hash, role. */
-int repo_user_auth(db *d, db_err *e, const char *email, char id[40], char *pwhash,
-                   size_t pwcap);
+int repo_user_auth(db *d, db_err *e, const char *email, char id[40], char *pwhash, size_t pwcap);
 int repo_user_get(db *d, db_err *e, const char *user_id, json_t **user);
 int repo_users_list(db *d, db_err *e, long long org_id, int limit, const char *after_email,
                     json_t **rows, char **next);
@@ -52,19 +50,19 @@ int repo_session_create(db *d, db_err *e, const char *token_hash, const char *us
 int repo_session_delete(db *d, db_err *e, const char *token_hash);
 
 typedef struct repo_principal {
-    char id[40];         /* user or API key id */
-    char role[16];       /* user role; "" for API keys */
-    long long org_id;    /* 0 for platform admins */
+    char id[40];      /* user or API key id */
+    char role[16];    /* user role; "" for API keys */
+    long long org_id; /* 0 for platform admins */
     char org_slug[64];
-    int scope_read, scope_usage_write;   /* API keys */
+    int scope_read, scope_usage_write; /* API keys */
 } repo_principal;
 int repo_session_lookup(db *d, db_err *e, const char *token_hash, repo_principal *p);
 int repo_apikey_lookup(db *d, db_err *e, const char *key_hash, repo_principal *p);
 
 /* ---- API keys ---- */
-int repo_apikey_create(db *d, db_err *e, long long org_id, const char *name,
-                       const char *key_hash, const char *prefix, const char *scopes_pg,
-                       const char *created_by, json_t **key);
+int repo_apikey_create(db *d, db_err *e, long long org_id, const char *name, const char *key_hash,
+                       const char *prefix, const char *scopes_pg, const char *created_by,
+                       json_t **key);
 int repo_apikeys_list(db *d, db_err *e, long long org_id, json_t **rows);
 int repo_apikey_revoke(db *d, db_err *e, long long org_id, const char *id);
 
@@ -73,8 +71,7 @@ int repo_apikey_revoke(db *d, db_err *e, long long org_id, const char *id);
  * require_approval). */
 int repo_customer_create(db *d, db_err *e, long long org_id, const json_t *in, json_t **out,
                          repo_field *f);
-int repo_customer_get(db *d, db_err *e, long long org_id, const char *external_id,
-                      json_t **out);
+int repo_customer_get(db *d, db_err *e, long long org_id, const char *external_id, json_t **out);
 /* q: LIKE pattern matched against name, external_id and email (NULL = all);
  * after = id of the last row of the previous page. */
 int repo_customers_list(db *d, db_err *e, long long org_id, const char *q, int limit,
@@ -95,7 +92,7 @@ int repo_metrics_list(db *d, db_err *e, long long org_id, int limit, const char 
 int repo_plan_create(db *d, db_err *e, long long org_id, const json_t *in, json_t **out,
                      repo_field *f);
 int repo_plan_get(db *d, db_err *e, long long org_id, const char *code, json_t **out);
-int repo_plans_list(db *d, db_err *e, long long org_id, int limit, const char *after,
-                    json_t **rows, char **next);
+int repo_plans_list(db *d, db_err *e, long long org_id, int limit, const char *after, json_t **rows,
+                    char **next);
 
 #endif

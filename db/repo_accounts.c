@@ -11,11 +11,11 @@
 #include <ctype.h>
 #include <stdlib.h>
 
-#define ORG_COLS                                                                          \
-    "o.id, o.slug, o.name, o.invoice_prefix, o.currency, trim_scale(o.tax_rate)::text AS " \
+#define ORG_COLS                                                                                   \
+    "o.id, o.slug, o.name, o.invoice_prefix, o.currency, trim_scale(o.tax_rate)::text AS "         \
     "tax_rate, o.created_at, o.updated_at"
-#define USER_COLS                                                                          \
-    "u.id, u.email, u.name, u.role, (SELECT slug FROM organizations WHERE id = u.org_id) AS " \
+#define USER_COLS                                                                                  \
+    "u.id, u.email, u.name, u.role, (SELECT slug FROM organizations WHERE id = u.org_id) AS "      \
     "organization, u.created_at, u.updated_at"
 
 /* "Acme Trucks, Inc." -> "acme-trucks-inc" (at most 40 chars, never empty). */
@@ -117,10 +117,9 @@ int repo_user_create(db *d, db_err *e, long long org_id, const char *email, cons
     return *user ? REPO_OK : repo_oom(e);
 }
 
-int repo_user_auth(db *d, db_err *e, const char *email, char id[40], char *pwhash,
-                   size_t pwcap) {
-    PGresult *r = DB_EXEC(d, e, "SELECT id, password_hash FROM users WHERE email = lower($1)",
-                          email);
+int repo_user_auth(db *d, db_err *e, const char *email, char id[40], char *pwhash, size_t pwcap) {
+    PGresult *r =
+        DB_EXEC(d, e, "SELECT id, password_hash FROM users WHERE email = lower($1)", email);
     if (!r) return REPO_ERR;
     int rc = REPO_NOT_FOUND;
     if (PQntuples(r) == 1) {
@@ -225,13 +224,13 @@ int repo_apikey_lookup(db *d, db_err *e, const char *key_hash, repo_principal *p
     return rc;
 }
 
-#define KEY_COLS                                                                     \
-    "k.id, k.name, k.key_prefix AS prefix, to_jsonb(k.scopes) AS scopes, k.created_at, " \
+#define KEY_COLS                                                                                   \
+    "k.id, k.name, k.key_prefix AS prefix, to_jsonb(k.scopes) AS scopes, k.created_at, "           \
     "k.last_used_at, k.revoked_at"
 
-int repo_apikey_create(db *d, db_err *e, long long org_id, const char *name,
-                       const char *key_hash, const char *prefix, const char *scopes_pg,
-                       const char *created_by, json_t **key) {
+int repo_apikey_create(db *d, db_err *e, long long org_id, const char *name, const char *key_hash,
+                       const char *prefix, const char *scopes_pg, const char *created_by,
+                       json_t **key) {
     char org[24];
     snprintf(org, sizeof org, "%lld", org_id);
     PGresult *r = DB_EXEC(d, e,

@@ -13,12 +13,12 @@
 #include "jx.h"
 #include <stdlib.h>
 
-#define CUST_COLS                                                                         \
-    "c.id, c.external_id, c.name, c.email, c.currency, p.code AS plan, c.billing_address, " \
-    "c.require_approval, trim_scale(c.tax_rate)::text AS tax_rate, o.slug AS organization, " \
+#define CUST_COLS                                                                                  \
+    "c.id, c.external_id, c.name, c.email, c.currency, p.code AS plan, c.billing_address, "        \
+    "c.require_approval, trim_scale(c.tax_rate)::text AS tax_rate, o.slug AS organization, "       \
     "c.created_at, c.updated_at"
-#define CUST_JOINS                                    \
-    " LEFT JOIN plans p ON p.id = c.plan_id "         \
+#define CUST_JOINS                                                                                 \
+    " LEFT JOIN plans p ON p.id = c.plan_id "                                                      \
     " JOIN organizations o ON o.id = c.org_id "
 
 static void org_text(long long org_id, char out[24]) { snprintf(out, 24, "%lld", org_id); }
@@ -57,7 +57,8 @@ int repo_customer_create(db *d, db_err *e, long long org_id, const json_t *in, j
 #define STR(k) json_string_value(json_object_get(in, k))
     char *addr = json_text(json_object_get(in, "billing_address"));
     const json_t *ra = json_object_get(in, "require_approval");
-    PGresult *r = DB_EXEC(d, e,
+    PGresult *r = DB_EXEC(
+        d, e,
         "WITH c AS (INSERT INTO customers (org_id, external_id, name, email, currency, plan_id, "
         "  billing_address, require_approval, tax_rate) VALUES ($1, $2, $3, $4, $5, $6::bigint, "
         "  $7::jsonb, $8::boolean, $9::numeric) "
@@ -76,8 +77,7 @@ int repo_customer_create(db *d, db_err *e, long long org_id, const json_t *in, j
     return repo_one(r, e, out);
 }
 
-int repo_customer_get(db *d, db_err *e, long long org_id, const char *external_id,
-                      json_t **out) {
+int repo_customer_get(db *d, db_err *e, long long org_id, const char *external_id, json_t **out) {
     char org[24];
     org_text(org_id, org);
     PGresult *r = DB_EXEC(d, e,
@@ -93,11 +93,12 @@ int repo_customers_list(db *d, db_err *e, long long org_id, const char *q, int l
     org_text(org_id, org);
     snprintf(lim, sizeof lim, "%d", limit + 1);
     PGresult *r = DB_EXEC(d, e,
-        "SELECT " CUST_COLS " FROM customers c" CUST_JOINS
-        "WHERE ($1::bigint = 0 OR c.org_id = $1) "
-        "AND ($2::text IS NULL OR c.name ILIKE $2 ESCAPE '\\' OR c.external_id ILIKE $2 ESCAPE '\\' OR c.email ILIKE $2 ESCAPE '\\') "
-        "AND ($3::bigint IS NULL OR c.id > $3::bigint) ORDER BY c.id LIMIT $4",
-        org, q, after, lim);
+                          "SELECT " CUST_COLS " FROM customers c" CUST_JOINS
+                          "WHERE ($1::bigint = 0 OR c.org_id = $1) "
+                          "AND ($2::text IS NULL OR c.name ILIKE $2 ESCAPE '\\' OR c.external_id "
+                          "ILIKE $2 ESCAPE '\\' OR c.email ILIKE $2 ESCAPE '\\') "
+                          "AND ($3::bigint IS NULL OR c.id > $3::bigint) ORDER BY c.id LIMIT $4",
+                          org, q, after, lim);
     return repo_page(r, e, limit, "id", rows, next);
 }
 
@@ -115,7 +116,8 @@ int repo_customer_update(db *d, db_err *e, long long org_id, const char *externa
 #define STR(k) json_string_value(json_object_get(in, k))
     char *addr = json_text(json_object_get(in, "billing_address"));
     const json_t *ra = json_object_get(in, "require_approval");
-    PGresult *r = DB_EXEC(d, e,
+    PGresult *r = DB_EXEC(
+        d, e,
         "WITH c AS (UPDATE customers SET "
         " name = CASE WHEN $3::boolean THEN $4 ELSE name END, "
         " email = CASE WHEN $5::boolean THEN $6 ELSE email END, "
@@ -127,9 +129,9 @@ int repo_customer_update(db *d, db_err *e, long long org_id, const char *externa
         " WHERE org_id = $1 AND external_id = $2 RETURNING *) "
         "SELECT " CUST_COLS " FROM c" CUST_JOINS,
         org, external_id, HAS("name"), STR("name"), HAS("email"), STR("email"), HAS("currency"),
-        STR("currency"), planv ? "true" : "false", plan ? pid : NULL, HAS("billing_address"),
-        addr, ra && json_is_boolean(ra) ? "true" : "false",
-        ra && json_is_true(ra) ? "true" : "false", HAS("tax_rate"), STR("tax_rate"));
+        STR("currency"), planv ? "true" : "false", plan ? pid : NULL, HAS("billing_address"), addr,
+        ra && json_is_boolean(ra) ? "true" : "false", ra && json_is_true(ra) ? "true" : "false",
+        HAS("tax_rate"), STR("tax_rate"));
 #undef HAS
 #undef STR
     free(addr);
@@ -138,15 +140,16 @@ int repo_customer_update(db *d, db_err *e, long long org_id, const char *externa
 
 /* ---- metrics ---------------------------------------------------------- */
 
-#define METRIC_COLS                                                                  \
-    "m.code, m.name, m.aggregation, m.unit, m.unique_property, o.slug AS organization, " \
+#define METRIC_COLS                                                                                \
+    "m.code, m.name, m.aggregation, m.unit, m.unique_property, o.slug AS organization, "           \
     "m.created_at, m.updated_at"
 
 int repo_metric_create(db *d, db_err *e, long long org_id, const json_t *in, json_t **out,
                        repo_field *f) {
     char org[24];
     org_text(org_id, org);
-    PGresult *r = DB_EXEC(d, e,
+    PGresult *r = DB_EXEC(
+        d, e,
         "WITH m AS (INSERT INTO metrics (org_id, code, name, aggregation, unit, unique_property) "
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, code) DO NOTHING RETURNING *) "
         "SELECT " METRIC_COLS " FROM m JOIN organizations o ON o.id = m.org_id",
@@ -189,16 +192,16 @@ int repo_metrics_list(db *d, db_err *e, long long org_id, int limit, const char 
 
 /* ---- plans ------------------------------------------------------------ */
 
-#define PLAN_SELECT                                                                          \
-    "SELECT p.id, p.code, p.name, p.currency, trim_scale(p.base_fee)::text AS base_fee, "     \
-    " COALESCE((SELECT jsonb_agg(jsonb_build_object("                                         \
-    "   'metric', m.code, 'model', pc.model, "                                                \
-    "   'unit_price', trim_scale(pc.unit_price)::text, "                                      \
-    "   'included_units', trim_scale(pc.included_units)::text, "                              \
-    "   'package_size', trim_scale(pc.package_size)::text, "                                  \
-    "   'minimum', trim_scale(pc.minimum)::text, 'tiers', pc.tiers) ORDER BY pc.position) "    \
-    "  FROM plan_charges pc JOIN metrics m ON m.id = pc.metric_id WHERE pc.plan_id = p.id), " \
-    "  '[]'::jsonb) AS charges, o.slug AS organization, p.created_at, p.updated_at "          \
+#define PLAN_SELECT                                                                                \
+    "SELECT p.id, p.code, p.name, p.currency, trim_scale(p.base_fee)::text AS base_fee, "          \
+    " COALESCE((SELECT jsonb_agg(jsonb_build_object("                                              \
+    "   'metric', m.code, 'model', pc.model, "                                                     \
+    "   'unit_price', trim_scale(pc.unit_price)::text, "                                           \
+    "   'included_units', trim_scale(pc.included_units)::text, "                                   \
+    "   'package_size', trim_scale(pc.package_size)::text, "                                       \
+    "   'minimum', trim_scale(pc.minimum)::text, 'tiers', pc.tiers) ORDER BY pc.position) "        \
+    "  FROM plan_charges pc JOIN metrics m ON m.id = pc.metric_id WHERE pc.plan_id = p.id), "      \
+    "  '[]'::jsonb) AS charges, o.slug AS organization, p.created_at, p.updated_at "               \
     "FROM plans p JOIN organizations o ON o.id = p.org_id "
 
 int repo_plan_create(db *d, db_err *e, long long org_id, const json_t *in, json_t **out,
@@ -206,13 +209,13 @@ int repo_plan_create(db *d, db_err *e, long long org_id, const json_t *in, json_
     char org[24];
     org_text(org_id, org);
     PGresult *r = DB_EXEC(d, e,
-        "INSERT INTO plans (org_id, code, name, currency, base_fee) "
-        "VALUES ($1, $2, $3, $4, COALESCE($5::numeric, 0)) "
-        "ON CONFLICT (org_id, code) DO NOTHING RETURNING id",
-        org, json_string_value(json_object_get(in, "code")),
-        json_string_value(json_object_get(in, "name")),
-        json_string_value(json_object_get(in, "currency")),
-        json_string_value(json_object_get(in, "base_fee")));
+                          "INSERT INTO plans (org_id, code, name, currency, base_fee) "
+                          "VALUES ($1, $2, $3, $4, COALESCE($5::numeric, 0)) "
+                          "ON CONFLICT (org_id, code) DO NOTHING RETURNING id",
+                          org, json_string_value(json_object_get(in, "code")),
+                          json_string_value(json_object_get(in, "name")),
+                          json_string_value(json_object_get(in, "currency")),
+                          json_string_value(json_object_get(in, "base_fee")));
     if (!r) return REPO_ERR;
     if (PQntuples(r) == 0) {
         PQclear(r);
@@ -231,7 +234,8 @@ int repo_plan_create(db *d, db_err *e, long long org_id, const json_t *in, json_
         char *tiers = json_text(json_object_get(ch, "tiers"));
         const json_t *tv = json_object_get(ch, "tiers");
         if (tv && !json_is_null(tv) && !tiers) return repo_oom(e);
-        r = DB_EXEC(d, e,
+        r = DB_EXEC(
+            d, e,
             "INSERT INTO plan_charges (org_id, plan_id, metric_id, position, model, unit_price, "
             " included_units, package_size, minimum, tiers) "
             "SELECT $1, $2, m.id, $4, $5, $6::numeric, COALESCE($7::numeric, 0), $8::numeric, "
@@ -264,8 +268,8 @@ int repo_plan_get(db *d, db_err *e, long long org_id, const char *code, json_t *
     return repo_one(r, e, out);
 }
 
-int repo_plans_list(db *d, db_err *e, long long org_id, int limit, const char *after,
-                    json_t **rows, char **next) {
+int repo_plans_list(db *d, db_err *e, long long org_id, int limit, const char *after, json_t **rows,
+                    char **next) {
     char org[24], lim[16];
     org_text(org_id, org);
     snprintf(lim, sizeof lim, "%d", limit + 1);

@@ -38,7 +38,8 @@ int rds_url_parse(const char *url, rds_url *out, char *err, size_t errlen) {
         return -1;
     }
     memcpy(out->host, p, hl);
-    if (strspn(out->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") != hl) {
+    if (strspn(out->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_") !=
+        hl) {
         snprintf(err, errlen, "redis URL has a bad host");
         return -1;
     }

@@ -22,10 +22,10 @@ typedef struct rds_url {
 int rds_url_parse(const char *url, rds_url *out, char *err, size_t errlen);
 
 typedef struct rds rds;
-rds *rds_open(const char *url, int timeout_ms, char *err, size_t errlen);  /* NULL on bad URL/oom */
+rds *rds_open(const char *url, int timeout_ms, char *err, size_t errlen); /* NULL on bad URL/oom */
 void rds_close(rds *r);
 /* Connects if needed: 0 ok, -1 (err filled). */
-int  rds_ensure(rds *r, char *err, size_t errlen);
+int rds_ensure(rds *r, char *err, size_t errlen);
 /* redisCommand with reconnect on a dropped connection.  Returns the reply
  * (caller frees with freeReplyObject) or NULL (err filled).  An error reply
  * (REDIS_REPLY_ERROR) is returned as a reply, not NULL. */

@@ -17,7 +17,7 @@ typedef struct buf {
 } buf;
 
 void buf_init(buf *b);
-void buf_free(buf *b);                        /* back to empty; NULL-safe */
+void buf_free(buf *b); /* back to empty; NULL-safe */
 bool buf_reserve(buf *b, size_t extra);
 void buf_add(buf *b, const void *p, size_t n);
 void buf_adds(buf *b, const char *s);

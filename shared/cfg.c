@@ -27,7 +27,7 @@ typedef struct cfg_opt {
     long long min, max;
     const char *def;
     size_t off;
-    size_t size;   /* for strings: capacity of the field */
+    size_t size; /* for strings: capacity of the field */
     const char *help;
 } cfg_opt;
 
@@ -62,8 +62,8 @@ static const cfg_opt g_opts[] = {
      "window of the login failure counter, seconds"},
     {"BILLING_MAX_BODY", "--max-body", CT_INT, 1024, 1LL << 32, "10485760", I(max_body),
      "JSON body limit in bytes"},
-    {"BILLING_SHUTDOWN_GRACE_S", "--shutdown-grace-s", CT_INT, 0, 3600, "20",
-     I(shutdown_grace_s), "SIGTERM: seconds to finish in-flight work"},
+    {"BILLING_SHUTDOWN_GRACE_S", "--shutdown-grace-s", CT_INT, 0, 3600, "20", I(shutdown_grace_s),
+     "SIGTERM: seconds to finish in-flight work"},
     {"BILLING_COOKIE_SECURE", "--cookie-secure", CT_BOOL, 0, 1, "0", I(cookie_secure),
      "mark the session cookie Secure (behind HTTPS)"},
 };
@@ -95,8 +95,10 @@ static int set_opt(cfg *c, const cfg_opt *o, const char *val, const char *src, c
             return -1;
         }
     } else if (o->type == CT_BOOL) {
-        if (!strcmp(val, "1") || !strcmp(val, "true") || !strcmp(val, "yes")) x = 1;
-        else if (!strcmp(val, "0") || !strcmp(val, "false") || !strcmp(val, "no")) x = 0;
+        if (!strcmp(val, "1") || !strcmp(val, "true") || !strcmp(val, "yes"))
+            x = 1;
+        else if (!strcmp(val, "0") || !strcmp(val, "false") || !strcmp(val, "no"))
+            x = 0;
         else {
             snprintf(err, errlen, "%s: expected true or false, got \"%s\"", src, val);
             return -1;
@@ -104,8 +106,10 @@ static int set_opt(cfg *c, const cfg_opt *o, const char *val, const char *src, c
     } else {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         if (cores < 1) cores = 1;
-        if (!strcmp(val, "@cores")) x = cores;
-        else if (!strcmp(val, "@2cores")) x = 2 * cores;
+        if (!strcmp(val, "@cores"))
+            x = cores;
+        else if (!strcmp(val, "@2cores"))
+            x = 2 * cores;
         else {
             char *end;
             errno = 0;
@@ -120,8 +124,10 @@ static int set_opt(cfg *c, const cfg_opt *o, const char *val, const char *src, c
             return -1;
         }
     }
-    if (o->off == offsetof(cfg, max_body)) *(long long *)field = x;
-    else *(int *)field = (int)x;
+    if (o->off == offsetof(cfg, max_body))
+        *(long long *)field = x;
+    else
+        *(int *)field = (int)x;
     return 0;
 }
 
@@ -171,8 +177,10 @@ void cfg_help(FILE *out) {
     fprintf(out, "Configuration (environment variable / flag, default):\n");
     for (size_t i = 0; i < ML_ARRAY_LEN(g_opts); i++) {
         const char *d = g_opts[i].def;
-        if (!strcmp(d, "@cores")) d = "number of cores";
-        else if (!strcmp(d, "@2cores")) d = "2 x number of cores";
+        if (!strcmp(d, "@cores"))
+            d = "number of cores";
+        else if (!strcmp(d, "@2cores"))
+            d = "2 x number of cores";
         fprintf(out, "  %-28s %-22s %s\n      default: %s\n", g_opts[i].env, g_opts[i].flag,
                 g_opts[i].help, *d ? d : "(empty)");
     }

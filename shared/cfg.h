@@ -11,29 +11,29 @@
 #include <stdio.h>
 
 typedef struct cfg {
-    char listen[128];         /* host:port */
+    char listen[128]; /* host:port */
     char database_url[1024];
     char redis_url[512];
     char storage_dir[512];
-    char public_origin[256];  /* for cookie CSRF checks; "" = derive from Host */
+    char public_origin[256]; /* for cookie CSRF checks; "" = derive from Host */
     int api_threads;
     int db_threads;
     int workers;
-    int log_level;            /* LOG_* */
+    int log_level; /* LOG_* */
     int session_ttl_hours;
-    int login_max_failures;   /* per email + address, per window */
+    int login_max_failures; /* per email + address, per window */
     int login_window_s;
-    long long max_body;       /* default JSON body limit, bytes */
+    long long max_body; /* default JSON body limit, bytes */
     int shutdown_grace_s;
-    int cookie_secure;        /* add Secure to the session cookie */
+    int cookie_secure; /* add Secure to the session cookie */
 } cfg;
 
 /* Fills c from defaults, env, then argv[first..argc) flags.  Unknown flags
  * are errors.  Positional (non-flag) arguments are left for the caller and
  * reported through *npos/pos (pos may be NULL).  Returns 0, or -1 with a
  * message in err. */
-int  cfg_load(cfg *c, int argc, char **argv, int first, char **pos, int *npos,
-              char *err, size_t errlen);
+int cfg_load(cfg *c, int argc, char **argv, int first, char **pos, int *npos, char *err,
+             size_t errlen);
 void cfg_help(FILE *out);
 
 #endif

@@ -31,20 +31,48 @@ __extension__ typedef __int128 dec_i128;
 __extension__ typedef unsigned __int128 dec_u128;
 
 /* 10^n for n = 0..38.  10^38 < 2^127, so every entry fits both 128-bit types. */
-#define DEC_P19 10000000000000000000ULL
+#define DEC_P19   10000000000000000000ULL
 #define DEC_HI(n) ((dec_u128)DEC_P19 * n##ULL)
 static const dec_u128 dec_p10[DEC_MAX_DIGITS + 1] = {
-    1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
-    100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
-    1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
-    1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
-    1000000000000000000ULL, DEC_P19,
-    DEC_HI(10), DEC_HI(100), DEC_HI(1000), DEC_HI(10000), DEC_HI(100000),
-    DEC_HI(1000000), DEC_HI(10000000), DEC_HI(100000000), DEC_HI(1000000000),
-    DEC_HI(10000000000), DEC_HI(100000000000), DEC_HI(1000000000000),
-    DEC_HI(10000000000000), DEC_HI(100000000000000), DEC_HI(1000000000000000),
-    DEC_HI(10000000000000000), DEC_HI(100000000000000000),
-    DEC_HI(1000000000000000000), DEC_HI(10000000000000000000),
+    1ULL,
+    10ULL,
+    100ULL,
+    1000ULL,
+    10000ULL,
+    100000ULL,
+    1000000ULL,
+    10000000ULL,
+    100000000ULL,
+    1000000000ULL,
+    10000000000ULL,
+    100000000000ULL,
+    1000000000000ULL,
+    10000000000000ULL,
+    100000000000000ULL,
+    1000000000000000ULL,
+    10000000000000000ULL,
+    100000000000000000ULL,
+    1000000000000000000ULL,
+    DEC_P19,
+    DEC_HI(10),
+    DEC_HI(100),
+    DEC_HI(1000),
+    DEC_HI(10000),
+    DEC_HI(100000),
+    DEC_HI(1000000),
+    DEC_HI(10000000),
+    DEC_HI(100000000),
+    DEC_HI(1000000000),
+    DEC_HI(10000000000),
+    DEC_HI(100000000000),
+    DEC_HI(1000000000000),
+    DEC_HI(10000000000000),
+    DEC_HI(100000000000000),
+    DEC_HI(1000000000000000),
+    DEC_HI(10000000000000000),
+    DEC_HI(100000000000000000),
+    DEC_HI(1000000000000000000),
+    DEC_HI(10000000000000000000),
 };
 #undef DEC_HI
 #undef DEC_P19
@@ -94,15 +122,21 @@ static bool dec_mode_valid(dec_rounding r) {
  * discarded fraction (0 <= rem < den); neg is the sign of the exact result. */
 static bool dec_bump(dec_rounding r, bool neg, dec_u128 q, dec_u128 rem, dec_u128 den) {
     if (rem == 0) return false;
-    dec_u128 other = den - rem;            /* compare 2*rem with den without overflow */
+    dec_u128 other = den - rem; /* compare 2*rem with den without overflow */
     int half = rem < other ? -1 : (rem == other ? 0 : 1);
     switch (r) {
-    case DEC_ROUND_HALF_EVEN: return half > 0 || (half == 0 && (q & 1) != 0);
-    case DEC_ROUND_HALF_UP:   return half >= 0;
-    case DEC_ROUND_DOWN:      return false;
-    case DEC_ROUND_UP:        return true;
-    case DEC_ROUND_FLOOR:     return neg;
-    case DEC_ROUND_CEILING:   return !neg;
+    case DEC_ROUND_HALF_EVEN:
+        return half > 0 || (half == 0 && (q & 1) != 0);
+    case DEC_ROUND_HALF_UP:
+        return half >= 0;
+    case DEC_ROUND_DOWN:
+        return false;
+    case DEC_ROUND_UP:
+        return true;
+    case DEC_ROUND_FLOOR:
+        return neg;
+    case DEC_ROUND_CEILING:
+        return !neg;
     }
     return false;
 }
@@ -281,13 +315,9 @@ bool dec_to_int(const dec_t *d, int64_t *out) {
 
 /* ---- arithmetic ------------------------------------------------------- */
 
-int dec_add(dec_t *out, const dec_t *a, const dec_t *b) {
-    return dec_addsub(out, a, b, false);
-}
+int dec_add(dec_t *out, const dec_t *a, const dec_t *b) { return dec_addsub(out, a, b, false); }
 
-int dec_sub(dec_t *out, const dec_t *a, const dec_t *b) {
-    return dec_addsub(out, a, b, true);
-}
+int dec_sub(dec_t *out, const dec_t *a, const dec_t *b) { return dec_addsub(out, a, b, true); }
 
 int dec_mul(dec_t *out, const dec_t *a, const dec_t *b) {
     assert(dec_valid(a) && dec_valid(b));
@@ -309,7 +339,7 @@ int dec_div(dec_t *out, const dec_t *a, const dec_t *b, int scale, dec_rounding 
     if (b->c == 0) return DEC_EDIVZERO;
 
     /* q = |a.c| * 10^e / |b.c|, or |a.c| / (|b.c| * 10^-e) when e < 0. */
-    int e = scale + b->scale - a->scale;   /* -36 .. 72 */
+    int e = scale + b->scale - a->scale; /* -36 .. 72 */
     bool neg = (a->c < 0) != (b->c < 0);
     dec_u128 num = dec_mag(a->c), den = dec_mag(b->c);
     dec_u128 q, rem;
@@ -318,7 +348,7 @@ int dec_div(dec_t *out, const dec_t *a, const dec_t *b, int scale, dec_rounding 
             /* den > 2^128 > 2 * num: quotient 0, remainder below half. */
             q = 0;
             rem = num;
-            den = (dec_u128)-1;   /* any den > 2*rem gives the same rounding */
+            den = (dec_u128)-1; /* any den > 2*rem gives the same rounding */
         } else {
             q = num / den;
             rem = num % den;
@@ -363,7 +393,7 @@ int dec_neg(dec_t *out, const dec_t *a) {
     assert(dec_valid(a));
     if (ML_NEVER(!dec_valid(a))) return DEC_EOVERFLOW;
     dec_t d = *a;
-    d.c = -d.c;   /* |c| < 10^38: cannot overflow */
+    d.c = -d.c; /* |c| < 10^38: cannot overflow */
     *out = d;
     return DEC_OK;
 }
@@ -377,29 +407,24 @@ int dec_cmp(const dec_t *a, const dec_t *b) {
     dec_u128 am, bm;
     bool afit = dec_scale_up(&am, dec_mag(a->c), s - a->scale);
     bool bfit = dec_scale_up(&bm, dec_mag(b->c), s - b->scale);
-    int mc;   /* magnitude comparison; at most one side can fail to fit */
-    if (!afit) mc = 1;
-    else if (!bfit) mc = -1;
-    else mc = am < bm ? -1 : (am > bm ? 1 : 0);
+    int mc; /* magnitude comparison; at most one side can fail to fit */
+    if (!afit)
+        mc = 1;
+    else if (!bfit)
+        mc = -1;
+    else
+        mc = am < bm ? -1 : (am > bm ? 1 : 0);
     return sa > 0 ? mc : -mc;
 }
 
-int dec_sign(const dec_t *a) {
-    return a->c < 0 ? -1 : (a->c > 0 ? 1 : 0);
-}
+int dec_sign(const dec_t *a) { return a->c < 0 ? -1 : (a->c > 0 ? 1 : 0); }
 
-bool dec_is_zero(const dec_t *a) {
-    return a->c == 0;
-}
+bool dec_is_zero(const dec_t *a) { return a->c == 0; }
 
 /* On equal values (1.50 vs 1.5) both return a. */
-dec_t dec_min(const dec_t *a, const dec_t *b) {
-    return dec_cmp(b, a) < 0 ? *b : *a;
-}
+dec_t dec_min(const dec_t *a, const dec_t *b) { return dec_cmp(b, a) < 0 ? *b : *a; }
 
-dec_t dec_max(const dec_t *a, const dec_t *b) {
-    return dec_cmp(b, a) > 0 ? *b : *a;
-}
+dec_t dec_max(const dec_t *a, const dec_t *b) { return dec_cmp(b, a) > 0 ? *b : *a; }
 
 /* ---- scale ------------------------------------------------------------ */
 
@@ -413,7 +438,7 @@ int dec_round(dec_t *out, const dec_t *a, int places, dec_rounding r) {
     dec_u128 m = dec_mag(a->c);
     dec_u128 q = m / den, rem = m % den;
     bool neg = a->c < 0;
-    if (dec_bump(r, neg, q, rem, den)) q++;   /* q < 10^37: stays < 10^38 */
+    if (dec_bump(r, neg, q, rem, den)) q++; /* q < 10^37: stays < 10^38 */
     *out = dec_make(neg && q != 0, q, places);
     return DEC_OK;
 }
@@ -449,18 +474,22 @@ dec_t dec_normalize(const dec_t *a) {
     return d;
 }
 
-int dec_places(const dec_t *a) {
-    return dec_normalize(a).scale;
-}
+int dec_places(const dec_t *a) { return dec_normalize(a).scale; }
 
 const char *dec_strerror(int code) {
     switch (code) {
-    case DEC_OK:        return "ok";
-    case DEC_ESYNTAX:   return "not a decimal number";
-    case DEC_EOVERFLOW: return "decimal overflow: more than 38 digits";
-    case DEC_ESCALE:    return "decimal scale: more than 36 places";
-    case DEC_EDIVZERO:  return "division by zero";
-    case DEC_EINEXACT:  return "rescale would lose digits";
+    case DEC_OK:
+        return "ok";
+    case DEC_ESYNTAX:
+        return "not a decimal number";
+    case DEC_EOVERFLOW:
+        return "decimal overflow: more than 38 digits";
+    case DEC_ESCALE:
+        return "decimal scale: more than 36 places";
+    case DEC_EDIVZERO:
+        return "division by zero";
+    case DEC_EINEXACT:
+        return "rescale would lose digits";
     }
     return "unknown decimal error";
 }

@@ -16,20 +16,20 @@
 
 #define DEC_MAX_SCALE  36
 #define DEC_MAX_DIGITS 38
-#define DEC_FMT_MAX    48   /* enough for sign, 38 digits, point, leading "0." and NUL */
+#define DEC_FMT_MAX    48 /* enough for sign, 38 digits, point, leading "0." and NUL */
 
 enum {
     DEC_OK = 0,
-    DEC_ESYNTAX = -1,    /* not a decimal number */
-    DEC_EOVERFLOW = -2,  /* result needs more than DEC_MAX_DIGITS digits */
-    DEC_ESCALE = -3,     /* result needs more than DEC_MAX_SCALE places */
+    DEC_ESYNTAX = -1,   /* not a decimal number */
+    DEC_EOVERFLOW = -2, /* result needs more than DEC_MAX_DIGITS digits */
+    DEC_ESCALE = -3,    /* result needs more than DEC_MAX_SCALE places */
     DEC_EDIVZERO = -4,
-    DEC_EINEXACT = -5,   /* dec_rescale would lose digits */
+    DEC_EINEXACT = -5, /* dec_rescale would lose digits */
 };
 
 typedef struct dec {
-    __extension__ __int128 c;  /* coefficient */
-    int32_t scale;   /* 0..DEC_MAX_SCALE */
+    __extension__ __int128 c; /* coefficient */
+    int32_t scale;            /* 0..DEC_MAX_SCALE */
 } dec_t;
 
 typedef enum dec_rounding {
@@ -60,27 +60,27 @@ dec_t dec_from_int(int64_t v);
 /* Value as int64 if it is integral and fits; else returns false. */
 bool dec_to_int(const dec_t *d, int64_t *out);
 
-int  dec_add(dec_t *out, const dec_t *a, const dec_t *b); /* scale = max of both */
-int  dec_sub(dec_t *out, const dec_t *a, const dec_t *b);
-int  dec_mul(dec_t *out, const dec_t *a, const dec_t *b); /* scale = sum; DEC_ESCALE if > max */
+int dec_add(dec_t *out, const dec_t *a, const dec_t *b); /* scale = max of both */
+int dec_sub(dec_t *out, const dec_t *a, const dec_t *b);
+int dec_mul(dec_t *out, const dec_t *a, const dec_t *b); /* scale = sum; DEC_ESCALE if > max */
 /* a / b rounded to `scale` places with mode r. */
-int  dec_div(dec_t *out, const dec_t *a, const dec_t *b, int scale, dec_rounding r);
-int  dec_neg(dec_t *out, const dec_t *a);
-int  dec_cmp(const dec_t *a, const dec_t *b); /* -1, 0, 1 — by value: 1.50 == 1.5 */
-int  dec_sign(const dec_t *a);                /* -1, 0, 1 */
+int dec_div(dec_t *out, const dec_t *a, const dec_t *b, int scale, dec_rounding r);
+int dec_neg(dec_t *out, const dec_t *a);
+int dec_cmp(const dec_t *a, const dec_t *b); /* -1, 0, 1 — by value: 1.50 == 1.5 */
+int dec_sign(const dec_t *a);                /* -1, 0, 1 */
 bool dec_is_zero(const dec_t *a);
 dec_t dec_min(const dec_t *a, const dec_t *b);
 dec_t dec_max(const dec_t *a, const dec_t *b);
 
 /* Rounds to `places` (0..DEC_MAX_SCALE) with mode r; the result has scale
  * exactly `places` (padding with zeros when the input had fewer). */
-int  dec_round(dec_t *out, const dec_t *a, int places, dec_rounding r);
+int dec_round(dec_t *out, const dec_t *a, int places, dec_rounding r);
 /* Exact change of scale: pads, or drops only zero digits, else DEC_EINEXACT. */
-int  dec_rescale(dec_t *out, const dec_t *a, int scale);
+int dec_rescale(dec_t *out, const dec_t *a, int scale);
 /* Strips trailing fractional zeros ("1.500" -> "1.5", "2.00" -> "2"). */
 dec_t dec_normalize(const dec_t *a);
 /* Number of fractional digits after normalizing ("1.500" -> 1). */
-int  dec_places(const dec_t *a);
+int dec_places(const dec_t *a);
 
 const char *dec_strerror(int code);
 

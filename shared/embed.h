@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 typedef struct ml_embedded {
-    const char *name;  /* path relative to the folder that embedded it */
+    const char *name; /* path relative to the folder that embedded it */
     const char *data;
     size_t len;
 } ml_embedded;

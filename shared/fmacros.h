@@ -20,7 +20,7 @@
 #endif
 
 #define ML_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define ML_UNUSED(x) ((void)(x))
+#define ML_UNUSED(x)    ((void)(x))
 
 /* "cannot happen" branches: counted in tests, harmless in production. */
 #define ML_NEVER(x) __builtin_expect(!!(x), 0)

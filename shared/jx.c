@@ -34,11 +34,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 
-#define JX_FIELD_MAX 256   /* bytes kept of a field path in an error */
-#define JX_MSG_MAX   512   /* bytes kept of an error message */
-#define JX_KEY_SHOW  64    /* bytes of a duplicate key quoted in the message */
-#define JX_MARK_PRE  7     /* strlen("\"\\u0001") */
-#define JX_MARK_ADD  8     /* bytes a rewrite adds: prefix + closing quote */
+#define JX_FIELD_MAX 256 /* bytes kept of a field path in an error */
+#define JX_MSG_MAX   512 /* bytes kept of an error message */
+#define JX_KEY_SHOW  64  /* bytes of a duplicate key quoted in the message */
+#define JX_MARK_PRE  7   /* strlen("\"\\u0001") */
+#define JX_MARK_ADD  8   /* bytes a rewrite adds: prefix + closing quote */
 
 /* ---- small lexical helpers -------------------------------------------- */
 
@@ -55,20 +55,20 @@ static size_t jx_num_len(const char *p, size_t n, bool *is_int) {
     if (i >= n || !jx_isdigit(p[i])) return 0;
     if (p[i] == '0') {
         i++;
-        if (i < n && jx_isdigit(p[i])) return 0;       /* "01": invalid */
+        if (i < n && jx_isdigit(p[i])) return 0; /* "01": invalid */
     } else {
         while (i < n && jx_isdigit(p[i])) i++;
     }
     if (i < n && p[i] == '.') {
         i++;
-        if (i >= n || !jx_isdigit(p[i])) return 0;      /* "1." */
+        if (i >= n || !jx_isdigit(p[i])) return 0; /* "1." */
         while (i < n && jx_isdigit(p[i])) i++;
         integer = false;
     }
     if (i < n && (p[i] == 'e' || p[i] == 'E')) {
         i++;
         if (i < n && (p[i] == '+' || p[i] == '-')) i++;
-        if (i >= n || !jx_isdigit(p[i])) return 0;      /* "1e", "1e+" */
+        if (i >= n || !jx_isdigit(p[i])) return 0; /* "1e", "1e+" */
         while (i < n && jx_isdigit(p[i])) i++;
         integer = false;
     }
@@ -77,9 +77,7 @@ static size_t jx_num_len(const char *p, size_t n, bool *is_int) {
 }
 
 /* True when p[0..n) is exactly one JSON number token. */
-static bool jx_is_numtext(const char *p, size_t n) {
-    return n > 0 && jx_num_len(p, n, NULL) == n;
-}
+static bool jx_is_numtext(const char *p, size_t n) { return n > 0 && jx_num_len(p, n, NULL) == n; }
 
 /* Does the valid integer token p[0..n) fit in int64 (json_int_t)? */
 static bool jx_int_fits(const char *p, size_t n) {
@@ -98,7 +96,8 @@ static size_t jx_utf8_seq(const unsigned char *s, size_t n) {
     unsigned char lo = 0x80, hi = 0xBF;
     size_t len;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         len = 3;
         if (c == 0xE0) lo = 0xA0;
@@ -107,7 +106,8 @@ static size_t jx_utf8_seq(const unsigned char *s, size_t n) {
         len = 4;
         if (c == 0xF0) lo = 0x90;
         if (c == 0xF4) hi = 0x8F;
-    } else return 0;
+    } else
+        return 0;
     if (n < len) return 0;
     if (s[1] < lo || s[1] > hi) return 0;
     for (size_t i = 2; i < len; i++)
@@ -184,8 +184,10 @@ static int jx_scan_next(jx_scan *s, size_t *start, size_t *n) {
             s->depth++;
             if (s->depth <= JX_SCAN_DEPTH) {
                 size_t d = s->depth - 1;
-                if (c == '{') s->obj[d / 8] |= (unsigned char)(1u << (d % 8));
-                else s->obj[d / 8] &= (unsigned char)~(1u << (d % 8));
+                if (c == '{')
+                    s->obj[d / 8] |= (unsigned char)(1u << (d % 8));
+                else
+                    s->obj[d / 8] &= (unsigned char)~(1u << (d % 8));
             }
             s->prev = c;
             s->pos++;
@@ -199,14 +201,13 @@ static int jx_scan_next(jx_scan *s, size_t *start, size_t *n) {
             size_t k = jx_num_len(b + at, s->len - at, &is_int);
             bool value_pos, ends_value;
             size_t j;
-            if (k == 0) {                     /* malformed: jansson rejects it */
+            if (k == 0) { /* malformed: jansson rejects it */
                 s->prev = c;
                 s->pos++;
                 continue;
             }
             value_pos = s->depth >= 1 && s->depth < JX_SCAN_DEPTH &&
-                        (s->prev == '[' ||
-                         (s->prev == ':' && jx_scan_top_is_obj(s)) ||
+                        (s->prev == '[' || (s->prev == ':' && jx_scan_top_is_obj(s)) ||
                          (s->prev == ',' && !jx_scan_top_is_obj(s)));
             j = at + k;
             while (j < s->len && jx_isws(b[j])) j++;
@@ -318,11 +319,11 @@ static void jx_seterr(char *err, size_t errlen, const char *fmt, ...) {
 
 /* Writes the message for a jansson failure on text (the rewritten copy when
  * rewritten is true) back in terms of the original buffer. */
-static void jx_report(const char *orig, size_t len, bool rewritten,
-                      const json_error_t *je, char *err, size_t errlen) {
+static void jx_report(const char *orig, size_t len, bool rewritten, const json_error_t *je,
+                      char *err, size_t errlen) {
     int line = je->line, col = je->column;
     size_t q;
-    if (je->line < 0 || je->position < 0) {             /* e.g. out of memory */
+    if (je->line < 0 || je->position < 0) { /* e.g. out of memory */
         jx_seterr(err, errlen, "%s", je->text);
         return;
     }
@@ -335,14 +336,12 @@ static void jx_report(const char *orig, size_t len, bool rewritten,
         char key[JX_KEY_SHOW + 8];
         if (st < q) {
             jx_clip(key, sizeof key, orig + st, q - st, JX_KEY_SHOW);
-            jx_seterr(err, errlen, "duplicate object key %s at line %d column %d",
-                      key, line, col);
+            jx_seterr(err, errlen, "duplicate object key %s at line %d column %d", key, line, col);
             return;
         }
     }
     if (json_error_code(je) == json_error_null_character)
-        jx_seterr(err, errlen, "a string may not contain \\u0000 at line %d column %d",
-                  line, col);
+        jx_seterr(err, errlen, "a string may not contain \\u0000 at line %d column %d", line, col);
     else
         jx_seterr(err, errlen, "%s at line %d column %d", je->text, line, col);
 }
@@ -358,7 +357,8 @@ json_t *jx_loadb(const char *buf, size_t len, char *err, size_t errlen) {
 
     if (err && errlen) err[0] = '\0';
     if (!buf) len = 0;
-    for (i = 0; i < len && jx_isws(buf[i]); i++) {}
+    for (i = 0; i < len && jx_isws(buf[i]); i++) {
+    }
     if (i == len) {
         jx_seterr(err, errlen, "empty body");
         return NULL;
@@ -367,8 +367,10 @@ json_t *jx_loadb(const char *buf, size_t len, char *err, size_t errlen) {
     /* Pass 1: count rewrites; note the first string starting with U+0001. */
     jx_scan_init(&s, buf, len);
     while ((t = jx_scan_next(&s, &o, &n)) != JX_TOK_END) {
-        if (t == JX_TOK_NUM) nums++;
-        else if (markstr == SIZE_MAX) markstr = o;
+        if (t == JX_TOK_NUM)
+            nums++;
+        else if (markstr == SIZE_MAX)
+            markstr = o;
     }
 
     if (nums > 0) {
@@ -412,8 +414,8 @@ json_t *jx_loadb(const char *buf, size_t len, char *err, size_t errlen) {
         int line, col;
         jx_linecol(buf, markstr + 1, &line, &col);
         json_decref(root);
-        jx_seterr(err, errlen, "a string may not begin with U+0001 at line %d column %d",
-                  line, col);
+        jx_seterr(err, errlen, "a string may not begin with U+0001 at line %d column %d", line,
+                  col);
         return NULL;
     }
     return root;
@@ -462,7 +464,7 @@ static int jx_dec_of(const json_t *v, dec_t *out) {
         return dec_parse(out, m, strlen(m));
     }
     if (json_is_string(v)) {
-        if (!jx_is_string(v)) return DEC_ESYNTAX;      /* NUL inside */
+        if (!jx_is_string(v)) return DEC_ESYNTAX; /* NUL inside */
         return dec_parse(out, json_string_value(v), json_string_length(v));
     }
     return 1;
@@ -525,8 +527,8 @@ typedef struct jx_err {
 } jx_err;
 
 struct jx_errs {
-    size_t count;   /* every error ever added */
-    size_t n, cap;  /* kept (n <= JX_ERRS_MAX) */
+    size_t count;  /* every error ever added */
+    size_t n, cap; /* kept (n <= JX_ERRS_MAX) */
     jx_err *v;
     bool oom;
 };
@@ -571,8 +573,8 @@ static char *jx_clean_dup(const char *s, size_t max) {
     return out;
 }
 
-static void jx_errs_put(jx_errs *e, const char *prefix, const char *name,
-                        const char *fmt, va_list ap) {
+static void jx_errs_put(jx_errs *e, const char *prefix, const char *name, const char *fmt,
+                        va_list ap) {
     /* Staging wider than what is kept, so the UTF-8-aware clip decides the cut. */
     char field[JX_FIELD_MAX + 16], msg[JX_MSG_MAX + 16];
     jx_err it;
@@ -657,8 +659,7 @@ json_t *jx_errs_json(const jx_errs *e) {
 
 /* Checks one present, non-null value against its spec entry; adds at most
  * one error. */
-static void jx_check_value(const json_t *v, const jx_field *f, const char *prefix,
-                           jx_errs *e) {
+static void jx_check_value(const json_t *v, const jx_field *f, const char *prefix, jx_errs *e) {
     const char *nm = f->name;
     switch (f->type) {
     case JX_STRING: {
@@ -682,8 +683,7 @@ static void jx_check_value(const json_t *v, const jx_field *f, const char *prefi
         if (rc == DEC_EOVERFLOW)
             jx_errs_addp(e, prefix, nm, "has too many digits (at most %d)", DEC_MAX_DIGITS);
         else if (rc == DEC_ESCALE)
-            jx_errs_addp(e, prefix, nm, "has too many decimal places (at most %d)",
-                         DEC_MAX_SCALE);
+            jx_errs_addp(e, prefix, nm, "has too many decimal places (at most %d)", DEC_MAX_SCALE);
         else if (rc != DEC_OK)
             jx_errs_addp(e, prefix, nm, "must be a decimal number");
         else if ((f->flags & JX_NONNEG) && d.c < 0)
@@ -697,7 +697,7 @@ static void jx_check_value(const json_t *v, const jx_field *f, const char *prefi
         if (!json_is_integer(v)) {
             bool is_int = false;
             if (m) jx_num_len(m, n, &is_int);
-            if (is_int)   /* an integer outside int64 */
+            if (is_int) /* an integer outside int64 */
                 jx_errs_addp(e, prefix, nm, "is out of range");
             else
                 jx_errs_addp(e, prefix, nm, "must be an integer");
@@ -737,7 +737,7 @@ static void jx_check_value(const json_t *v, const jx_field *f, const char *prefi
 
 size_t jx_check(const json_t *v, const jx_field *spec, const char *prefix, jx_errs *e) {
     size_t before = jx_errs_count(e);
-    json_t *obj = (json_t *)v;   /* jansson's iterators take non-const */
+    json_t *obj = (json_t *)v; /* jansson's iterators take non-const */
     const char *key;
     json_t *val;
 

@@ -46,42 +46,42 @@ char *jx_dumps(const json_t *v, size_t flags);
 /* ---- error list ------------------------------------------------------- */
 typedef struct jx_errs jx_errs;
 jx_errs *jx_errs_new(void);
-void     jx_errs_free(jx_errs *e);                 /* NULL ok */
-size_t   jx_errs_count(const jx_errs *e);
+void jx_errs_free(jx_errs *e); /* NULL ok */
+size_t jx_errs_count(const jx_errs *e);
 /* Adds {field, message}.  At most JX_ERRS_MAX are kept (the count keeps
  * growing).  Allocation failure is remembered and reported by jx_errs_json. */
 #define JX_ERRS_MAX 1000
-void     jx_errs_add(jx_errs *e, const char *field, const char *fmt, ...)
+void jx_errs_add(jx_errs *e, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Same, with the field built as prefix + name (prefix may be NULL or ""): 
+/* Same, with the field built as prefix + name (prefix may be NULL or ""):
  * jx_errs_addp(e, "events[3]", "quantity", ...) names "events[3].quantity". */
-void     jx_errs_addp(jx_errs *e, const char *prefix, const char *name, const char *fmt, ...)
+void jx_errs_addp(jx_errs *e, const char *prefix, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* New reference to a JSON array [{"field": ..., "message": ...}, ...] of the
  * kept entries; NULL if an allocation failed (now or in an earlier add). */
-json_t  *jx_errs_json(const jx_errs *e);
+json_t *jx_errs_json(const jx_errs *e);
 /* True if a kept entry names prefix + name (joined as jx_errs_addp does).
  * Lets a rule a table cannot say skip a field the table already refused, so
  * a client sees each bad field once. */
-bool     jx_errs_hasp(const jx_errs *e, const char *prefix, const char *name);
+bool jx_errs_hasp(const jx_errs *e, const char *prefix, const char *name);
 
 /* ---- table-driven object validation ----------------------------------- */
 typedef enum jx_type {
-    JX_STRING,   /* plain string; min/max bound its length in UTF-8 code points
-                    (each bound applies when > 0) */
-    JX_DECIMAL,  /* number or numeric string, parsed exactly by dec_parse;
-                    min/max unused; JX_NONNEG rejects negatives */
-    JX_INT,      /* JSON integer; min/max bound the value when max > min */
+    JX_STRING,  /* plain string; min/max bound its length in UTF-8 code points
+                   (each bound applies when > 0) */
+    JX_DECIMAL, /* number or numeric string, parsed exactly by dec_parse;
+                   min/max unused; JX_NONNEG rejects negatives */
+    JX_INT,     /* JSON integer; min/max bound the value when max > min */
     JX_BOOL,
     JX_OBJECT,
-    JX_ARRAY,    /* min/max bound the number of elements (each when > 0) */
+    JX_ARRAY, /* min/max bound the number of elements (each when > 0) */
     JX_ANY,
 } jx_type;
 
 enum {
     JX_REQUIRED = 1 << 0, /* must be present (and not null unless JX_NULLABLE) */
     JX_NULLABLE = 1 << 1, /* null is accepted */
-    JX_NONNEG   = 1 << 2, /* JX_DECIMAL / JX_INT: >= 0 */
+    JX_NONNEG = 1 << 2,   /* JX_DECIMAL / JX_INT: >= 0 */
 };
 
 typedef struct jx_field {
@@ -103,7 +103,7 @@ size_t jx_check(const json_t *v, const jx_field *spec, const char *prefix, jx_er
 const char *jx_str(const json_t *obj, const char *key);
 /* Parses obj[key] (number or numeric string) into *out; returns DEC_OK,
  * a DEC_E* code, or 1 when the key is missing or null. */
-int  jx_dec(const json_t *obj, const char *key, dec_t *out);
+int jx_dec(const json_t *obj, const char *key, dec_t *out);
 long long jx_int(const json_t *obj, const char *key, long long def);
 bool jx_bool(const json_t *obj, const char *key, bool def);
 

@@ -45,7 +45,10 @@ void log_emit(int level, const char *msg, const log_field *f, size_t n) {
     buf_init(&h);
     buf *o = &h;
     buf_printf(o, "{\"ts\":\"%s\",\"level\":\"%s\",\"comp\":\"%s\",\"msg\":\"", tsb,
-               g_names[level < 0 ? 0 : level > 3 ? 3 : level], g_comp);
+               g_names[level < 0   ? 0
+                       : level > 3 ? 3
+                                   : level],
+               g_comp);
     buf_add_json_escaped(o, msg, strlen(msg));
     buf_addc(o, '"');
     for (size_t i = 0; i < n; i++) {

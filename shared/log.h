@@ -14,7 +14,7 @@ enum { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
 typedef struct log_field {
     const char *k;
-    char t;            /* 's' string, 'i' integer, 'j' raw JSON */
+    char t; /* 's' string, 'i' integer, 'j' raw JSON */
     const char *s;
     long long i;
 } log_field;
@@ -24,18 +24,18 @@ typedef struct log_field {
 #define LF_J(key, v) ((log_field){(key), 'j', (v), 0})
 
 /* Returns -1 for an unknown level name. */
-int  log_level_parse(const char *name);
+int log_level_parse(const char *name);
 void log_init(int level, const char *component);
 bool log_enabled(int level);
 void log_emit(int level, const char *msg, const log_field *f, size_t n);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define LOG_KV(level, msg, ...)                                           \
-    do {                                                                  \
-        if (log_enabled(level)) {                                         \
-            const log_field ml_lf_[] = {__VA_ARGS__};                     \
-            log_emit((level), (msg), ml_lf_, sizeof ml_lf_ / sizeof ml_lf_[0]); \
-        }                                                                 \
+#define LOG_KV(level, msg, ...)                                                                    \
+    do {                                                                                           \
+        if (log_enabled(level)) {                                                                  \
+            const log_field ml_lf_[] = {__VA_ARGS__};                                              \
+            log_emit((level), (msg), ml_lf_, sizeof ml_lf_ / sizeof ml_lf_[0]);                    \
+        }                                                                                          \
     } while (0)
 
 #endif

@@ -28,9 +28,9 @@ void rnd_uuid(char out[RND_UUID_MAX]) {
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     snprintf(out, RND_UUID_MAX,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-             b[12], b[13], b[14], b[15]);
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
 }
 
 void rnd_hex16(char out[33]) {
@@ -42,7 +42,9 @@ void rnd_hex16(char out[33]) {
 int rnd_password_hash(const char *pw, char out[RND_PWHASH_MAX]) {
     _Static_assert(RND_PWHASH_MAX >= crypto_pwhash_STRBYTES, "pwhash buffer");
     return crypto_pwhash_str(out, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                             crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0 ? 0 : -1;
+                             crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0
+               ? 0
+               : -1;
 }
 
 int rnd_password_verify(const char *hash, const char *pw) {

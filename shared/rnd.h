@@ -9,11 +9,11 @@
 #define ML_RND_H
 #include <stddef.h>
 
-#define RND_TOKEN_MAX 64   /* prefix (<= 8) + 43 base64url chars + NUL */
-#define RND_HASH_HEX 65    /* 64 hex chars + NUL */
-#define RND_UUID_MAX 37
+#define RND_TOKEN_MAX 64 /* prefix (<= 8) + 43 base64url chars + NUL */
+#define RND_HASH_HEX  65 /* 64 hex chars + NUL */
+#define RND_UUID_MAX  37
 
-int  rnd_init(void);                                  /* 0 ok, -1 failure */
+int rnd_init(void); /* 0 ok, -1 failure */
 /* prefix + base64url(32 random bytes). */
 void rnd_token(const char *prefix, char out[RND_TOKEN_MAX]);
 /* Lowercase hex SHA-256 of s[0..len). */
@@ -25,8 +25,8 @@ void rnd_hex16(char out[33]);
 
 /* argon2id (crypto_pwhash_str, interactive limits); 0 ok, -1 out of memory. */
 #define RND_PWHASH_MAX 128
-int  rnd_password_hash(const char *pw, char out[RND_PWHASH_MAX]);
+int rnd_password_hash(const char *pw, char out[RND_PWHASH_MAX]);
 /* 1 match, 0 no match. Constant-time in the password. */
-int  rnd_password_verify(const char *hash, const char *pw);
+int rnd_password_verify(const char *hash, const char *pw);
 
 #endif

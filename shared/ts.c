@@ -26,10 +26,10 @@
 int64_t ts_days_from_civil(int y, unsigned m, unsigned d) {
     int64_t yy = (int64_t)y - (m <= 2);
     int64_t era = (yy >= 0 ? yy : yy - 399) / 400;
-    int64_t yoe = yy - era * 400;                                   /* [0, 399] */
+    int64_t yoe = yy - era * 400; /* [0, 399] */
     int64_t mp = m > 2 ? (int64_t)m - 3 : (int64_t)m + 9;
-    int64_t doy = (153 * mp + 2) / 5 + (int64_t)d - 1;             /* [0, 365] */
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;            /* [0, 146096] */
+    int64_t doy = (153 * mp + 2) / 5 + (int64_t)d - 1;   /* [0, 365] */
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; /* [0, 146096] */
     return era * 146097 + doe - 719468;
 }
 
@@ -39,11 +39,11 @@ void ts_civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d) {
     if (z < -TS_DAYS_LIMIT) z = -TS_DAYS_LIMIT;
     z += 719468;
     era = (z >= 0 ? z : z - 146096) / 146097;
-    doe = z - era * 146097;                                         /* [0, 146096] */
-    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;    /* [0, 399] */
+    doe = z - era * 146097;                                      /* [0, 146096] */
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
     yy = yoe + era * 400;
-    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);                  /* [0, 365] */
-    mp = (5 * doy + 2) / 153;                                       /* [0, 11] */
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100); /* [0, 365] */
+    mp = (5 * doy + 2) / 153;                      /* [0, 11] */
     *d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
     *m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
     *y = (int)(yy + (*m <= 2));
@@ -87,7 +87,7 @@ int ts_parse(const char *s, size_t len, int64_t *out_us) {
     int64_t frac = 0, secs, us;
     size_t i = 19;
 
-    if (!s || !out_us || len < 20) return -1;     /* shortest: ...SSZ */
+    if (!s || !out_us || len < 20) return -1; /* shortest: ...SSZ */
     if (!ts_date(s, &y, &mo, &d)) return -1;
     if (s[10] != 'T' && s[10] != 't' && s[10] != ' ') return -1;
     if (!ts_num(s + 11, 2, &h) || s[13] != ':' || !ts_num(s + 14, 2, &mi) || s[16] != ':' ||
@@ -102,7 +102,7 @@ int ts_parse(const char *s, size_t len, int64_t *out_us) {
         if (k < 1 || k > 9) return -1;
         for (; k < 6; k++) frac *= 10;
     }
-    if (i >= len) return -1;                      /* no zone */
+    if (i >= len) return -1; /* no zone */
     if (s[i] == 'Z' || s[i] == 'z') {
         i++;
     } else if (s[i] == '+' || s[i] == '-') {

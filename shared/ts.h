@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#define TS_FMT_MAX 32  /* "2026-10-01T13:00:00.123456Z" + NUL */
+#define TS_FMT_MAX 32 /* "2026-10-01T13:00:00.123456Z" + NUL */
 
 /* Parses "YYYY-MM-DDTHH:MM:SS[.frac](Z|z|+hh:mm|-hh:mm)" (a 't' or a single
  * space also accepted as separator).  frac has 1..9 digits; digits past
@@ -27,9 +27,9 @@ int ts_parse_date_or_time(const char *s, size_t len, int64_t *out_us);
  * length, or -1 if cap < TS_FMT_MAX or out of the year 1..9999 range. */
 int ts_format(int64_t us, char *buf, size_t cap);
 
-int64_t ts_now(void);  /* CLOCK_REALTIME in microseconds */
+int64_t ts_now(void); /* CLOCK_REALTIME in microseconds */
 /* Days since 1970-01-01 for a civil date, and back.  Proleptic Gregorian. */
 int64_t ts_days_from_civil(int y, unsigned m, unsigned d);
-void    ts_civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d);
+void ts_civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d);
 
 #endif

@@ -35,7 +35,7 @@ static void on_chld(int sig) {
 typedef struct slot {
     pid_t pid;
     int64_t started_us;
-    int64_t restart_at_us;   /* 0 = not waiting */
+    int64_t restart_at_us; /* 0 = not waiting */
     int64_t backoff_us;
 } slot;
 
@@ -116,8 +116,10 @@ int wk_supervise(const cfg *c) {
             if (s[i].pid <= 0) continue;
             int status;
             pid_t r = waitpid(s[i].pid, &status, WNOHANG);
-            if (r == s[i].pid || (r < 0 && errno == ECHILD)) s[i].pid = 0;
-            else alive++;
+            if (r == s[i].pid || (r < 0 && errno == ECHILD))
+                s[i].pid = 0;
+            else
+                alive++;
         }
         if (!alive) break;
         if (ts_now() >= deadline) {

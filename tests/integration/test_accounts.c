@@ -22,7 +22,8 @@ Test(accounts, signup_returns_owner_org_and_working_token) {
     th_unique(u);
     snprintf(body, sizeof body,
              "{\"org_name\":\"Zürich Höfe %s\",\"name\":\"Zoë\",\"email\":\"Z-%s@Example.test\","
-             "\"password\":\"%s\"}", u, u, TH_PASSWORD);
+             "\"password\":\"%s\"}",
+             u, u, TH_PASSWORD);
     th_resp r = th_req(srv, "POST", "/v1/signup", NULL, body);
     cr_assert_eq(r.status, 201, "%s", r.body);
     cr_expect_str_eq(th_str(r.json, "user.role"), "owner");
@@ -204,8 +205,8 @@ Test(accounts, cookie_session_requires_same_origin_for_changes) {
 Test(accounts, api_keys_have_scopes_are_shown_once_and_revocable) {
     char owner[64];
     th_signup(srv, owner, NULL, NULL);
-    th_resp r = th_auth(srv, owner, "POST", "/v1/api-keys",
-                        "{\"name\":\"reader\",\"scopes\":[\"read\"]}");
+    th_resp r =
+        th_auth(srv, owner, "POST", "/v1/api-keys", "{\"name\":\"reader\",\"scopes\":[\"read\"]}");
     cr_assert_eq(r.status, 201, "%s", r.body);
     char key[128], id[64];
     snprintf(key, sizeof key, "%s", th_str(r.json, "key"));

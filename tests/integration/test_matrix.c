@@ -38,11 +38,11 @@ enum { P_OWNER, P_FINANCE, P_APPROVER, P_VIEWER, P_KEY_READ, P_KEY_USAGE, P_N };
 static const char *const k_pname[P_N] = {"owner",  "finance",  "approver",
                                          "viewer", "key:read", "key:usage:write"};
 
-#define B(p) (1u << (p))
-#define ROLES4 (B(P_OWNER) | B(P_FINANCE) | B(P_APPROVER) | B(P_VIEWER))
-#define WRITERS (B(P_OWNER) | B(P_FINANCE))
-#define OWNER_ONLY B(P_OWNER)
-#define READERS (ROLES4 | B(P_KEY_READ))
+#define B(p)        (1u << (p))
+#define ROLES4      (B(P_OWNER) | B(P_FINANCE) | B(P_APPROVER) | B(P_VIEWER))
+#define WRITERS     (B(P_OWNER) | B(P_FINANCE))
+#define OWNER_ONLY  B(P_OWNER)
+#define READERS     (ROLES4 | B(P_KEY_READ))
 #define NOBODY_HERE 0u
 
 /* row flags */
@@ -53,13 +53,13 @@ enum {
 
 typedef struct row {
     const char *method;
-    const char *pattern;   /* the contract's path, as the route table spells it */
-    const char *path;      /* request path; {u} {cust} {metric} {plan} {key} */
-    const char *body;      /* NULL = no body; same placeholders */
-    int ok;                /* exact status an allowed caller gets for this probe */
-    unsigned allow;        /* principals allowed (B(P_*)), from the contract */
+    const char *pattern; /* the contract's path, as the route table spells it */
+    const char *path;    /* request path; {u} {cust} {metric} {plan} {key} */
+    const char *body;    /* NULL = no body; same placeholders */
+    int ok;              /* exact status an allowed caller gets for this probe */
+    unsigned allow;      /* principals allowed (B(P_*)), from the contract */
     unsigned flags;
-    const char *check;     /* for writes: GET as owner afterwards; 200 iff allowed */
+    const char *check; /* for writes: GET as owner afterwards; 200 iff allowed */
 } row;
 
 static const row k_rows[] = {
@@ -75,17 +75,15 @@ static const row k_rows[] = {
     {"POST", "/v1/api-keys", "/v1/api-keys", "{\"name\":\"k {u}\",\"scopes\":[\"read\"]}", 201,
      OWNER_ONLY, 0, NULL},
     {"GET", "/v1/api-keys", "/v1/api-keys", NULL, 200, OWNER_ONLY, 0, NULL},
-    {"DELETE", "/v1/api-keys/{id}", "/v1/api-keys/{key}", NULL, 204, OWNER_ONLY, NEEDS_KEY,
-     NULL},
-    {"GET", "/v1/admin/organizations", "/v1/admin/organizations", NULL, 200, NOBODY_HERE, 0,
-     NULL},
+    {"DELETE", "/v1/api-keys/{id}", "/v1/api-keys/{key}", NULL, 204, OWNER_ONLY, NEEDS_KEY, NULL},
+    {"GET", "/v1/admin/organizations", "/v1/admin/organizations", NULL, 200, NOBODY_HERE, 0, NULL},
     /* customers */
     {"POST", "/v1/customers", "/v1/customers", "{\"external_id\":\"c-{u}\",\"name\":\"C {u}\"}",
      201, WRITERS, 0, "/v1/customers/c-{u}"},
     {"GET", "/v1/customers", "/v1/customers", NULL, 200, READERS, 0, NULL},
     {"GET", "/v1/customers/{external_id}", "/v1/customers/{cust}", NULL, 200, READERS, 0, NULL},
-    {"PATCH", "/v1/customers/{external_id}", "/v1/customers/{cust}",
-     "{\"name\":\"Renamed {u}\"}", 200, WRITERS, 0, NULL},
+    {"PATCH", "/v1/customers/{external_id}", "/v1/customers/{cust}", "{\"name\":\"Renamed {u}\"}",
+     200, WRITERS, 0, NULL},
     /* metrics */
     {"POST", "/v1/metrics", "/v1/metrics",
      "{\"code\":\"m-{u}\",\"name\":\"M\",\"aggregation\":\"sum\"}", 201, WRITERS, 0,
@@ -105,8 +103,8 @@ static const row k_rows[] = {
 
 typedef struct world {
     char slug[64];
-    char tok[P_N][128];    /* session tokens and API keys */
-    char email[P_N][128];  /* session principals */
+    char tok[P_N][128];   /* session tokens and API keys */
+    char email[P_N][128]; /* session principals */
     char cust[64], metric[64], plan[64];
 } world;
 
@@ -229,13 +227,14 @@ static void run_matrix(int p) {
         char *body = subst(rw->body, &w, u, key_id);
         th_resp r = th_auth(srv, token, rw->method, path, body);
         if (allowed) {
-            cr_expect_eq(r.status, rw->ok, "%s %s as %s: allowed by the contract, want %d, got %ld %s",
-                         rw->method, rw->pattern, k_pname[p], rw->ok, r.status, r.body);
+            cr_expect_eq(r.status, rw->ok,
+                         "%s %s as %s: allowed by the contract, want %d, got %ld %s", rw->method,
+                         rw->pattern, k_pname[p], rw->ok, r.status, r.body);
         } else {
             cr_expect_eq(r.status, 403, "%s %s as %s: forbidden by the contract, got %ld %s",
                          rw->method, rw->pattern, k_pname[p], r.status, r.body);
-            cr_expect_str_eq(th_err_code(&r), "forbidden", "%s %s as %s", rw->method,
-                             rw->pattern, k_pname[p]);
+            cr_expect_str_eq(th_err_code(&r), "forbidden", "%s %s as %s", rw->method, rw->pattern,
+                             k_pname[p]);
         }
         th_resp_free(&r);
 
@@ -285,8 +284,8 @@ Test(matrix, table_covers_every_authenticated_route) {
         if (rt->flags & RT_PUBLIC) continue;
         bool found = false;
         for (size_t k = 0; k < ML_ARRAY_LEN(k_rows) && !found; k++)
-            found = !strcmp(k_rows[k].method, rt->method) &&
-                    !strcmp(k_rows[k].pattern, rt->pattern);
+            found =
+                !strcmp(k_rows[k].method, rt->method) && !strcmp(k_rows[k].pattern, rt->pattern);
         cr_expect(found, "route %s %s (%s) requires auth but has no row in the role matrix",
                   rt->method, rt->pattern, rt->name);
     }
@@ -318,8 +317,8 @@ Test(matrix, every_authenticated_route_is_401_without_valid_credentials) {
     make_world(&w);
     char key_id[64];
     make_key(w.tok[P_OWNER], "read", key_id, NULL);
-    static const char *const bad[] = {NULL, "ms_not-a-real-session-token",
-                                      "mk_not-a-real-api-key", ""};
+    static const char *const bad[] = {NULL, "ms_not-a-real-session-token", "mk_not-a-real-api-key",
+                                      ""};
     for (size_t i = 0; i < ML_ARRAY_LEN(k_rows); i++) {
         const row *rw = &k_rows[i];
         char u[32];
@@ -336,8 +335,7 @@ Test(matrix, every_authenticated_route_is_401_without_valid_credentials) {
             }
             cr_expect_eq(r.status, 401, "%s %s with credential '%s': %ld %s", rw->method,
                          rw->pattern, bad[b] ? bad[b] : "(none)", r.status, r.body);
-            cr_expect_str_eq(th_err_code(&r), "unauthenticated", "%s %s", rw->method,
-                             rw->pattern);
+            cr_expect_str_eq(th_err_code(&r), "unauthenticated", "%s %s", rw->method, rw->pattern);
             char wa[128];
             cr_expect(th_header(&r, "WWW-Authenticate", wa, sizeof wa) && !strncmp(wa, "Bearer", 6),
                       "%s %s: 401 without WWW-Authenticate: Bearer", rw->method, rw->pattern);
@@ -463,13 +461,16 @@ Test(isolation, lists_never_show_another_orgs_objects) {
     make_pair(&p);
     /* B has objects of its own, so an empty list proves nothing by itself */
     post_ok(p.b_owner, "/v1/customers", "{\"external_id\":\"b-own\",\"name\":\"B\"}");
-    post_ok(p.b_owner, "/v1/metrics", "{\"code\":\"b-own\",\"name\":\"B\",\"aggregation\":\"count\"}");
+    post_ok(p.b_owner, "/v1/metrics",
+            "{\"code\":\"b-own\",\"name\":\"B\",\"aggregation\":\"count\"}");
     post_ok(p.b_owner, "/v1/plans",
             "{\"code\":\"b-own\",\"name\":\"B\",\"currency\":\"EUR\",\"charges\":[]}");
     const char *tokens[] = {p.b_owner, p.b_read};
     for (int i = 0; i < 2; i++) {
-        cr_expect(!list_has(tokens[i], "/v1/customers?limit=1000", "external_id", p.a.cust, p.b_slug));
-        cr_expect(list_has(tokens[i], "/v1/customers?limit=1000", "external_id", "b-own", p.b_slug));
+        cr_expect(
+            !list_has(tokens[i], "/v1/customers?limit=1000", "external_id", p.a.cust, p.b_slug));
+        cr_expect(
+            list_has(tokens[i], "/v1/customers?limit=1000", "external_id", "b-own", p.b_slug));
         cr_expect(!list_has(tokens[i], "/v1/metrics?limit=1000", "code", p.a.metric, p.b_slug));
         cr_expect(list_has(tokens[i], "/v1/metrics?limit=1000", "code", "b-own", p.b_slug));
         cr_expect(!list_has(tokens[i], "/v1/plans?limit=1000", "code", p.a.plan, p.b_slug));
@@ -483,7 +484,8 @@ Test(isolation, lists_never_show_another_orgs_objects) {
     cr_expect(!list_has(p.b_owner, "/v1/users?limit=1000", "email", p.a.email[P_OWNER], p.b_slug));
     cr_expect(!list_has(p.b_owner, "/v1/api-keys", "id", p.a_key_id, NULL));
     /* A sees its own (the lookups above can find things) */
-    cr_expect(list_has(p.a.tok[P_OWNER], "/v1/users?limit=1000", "email", p.a_user_email, p.a.slug));
+    cr_expect(
+        list_has(p.a.tok[P_OWNER], "/v1/users?limit=1000", "email", p.a_user_email, p.a.slug));
     cr_expect(list_has(p.a.tok[P_OWNER], "/v1/api-keys", "id", p.a_key_id, NULL));
 }
 
@@ -575,10 +577,11 @@ Test(isolation, same_codes_live_independently_in_two_orgs) {
         snprintf(body, sizeof body, "{\"code\":\"m-%s\",\"name\":\"M%d\",\"aggregation\":\"sum\"}",
                  u, i);
         post_ok(owners[i], "/v1/metrics", body);
-        snprintf(body, sizeof body,
-                 "{\"code\":\"p-%s\",\"name\":\"P%d\",\"currency\":\"USD\",\"charges\":[{\"metric\":"
-                 "\"m-%s\",\"model\":\"per_unit\",\"unit_price\":\"%d\"}]}",
-                 u, i, u, i + 1);
+        snprintf(
+            body, sizeof body,
+            "{\"code\":\"p-%s\",\"name\":\"P%d\",\"currency\":\"USD\",\"charges\":[{\"metric\":"
+            "\"m-%s\",\"model\":\"per_unit\",\"unit_price\":\"%d\"}]}",
+            u, i, u, i + 1);
         post_ok(owners[i], "/v1/plans", body);
         snprintf(body, sizeof body, "{\"external_id\":\"c-%s\",\"name\":\"C%d\",\"plan\":\"p-%s\"}",
                  u, i, u);

@@ -61,7 +61,7 @@ Test(server, healthz_answers_while_every_db_thread_waits_on_postgres, .timeout =
     char token[64];
     th_signup(srv, token, NULL, NULL);
     PGconn *lock = lock_customers();
-    enum { N = 4 };  /* more than the database threads: some also queue */
+    enum { N = 4 }; /* more than the database threads: some also queue */
     slow_call calls[N];
     for (int i = 0; i < N; i++) {
         calls[i].srv = srv;
@@ -80,10 +80,12 @@ Test(server, healthz_answers_while_every_db_thread_waits_on_postgres, .timeout =
     }
     th_resp m = th_req(srv, "GET", "/metrics", NULL, NULL);
     cr_expect(strstr(m.body, "meterline_db_pool_in_use 2") != NULL,
-              "both database threads are busy: %s", strstr(m.body, "db_pool") ? strstr(m.body, "db_pool") : "");
+              "both database threads are busy: %s",
+              strstr(m.body, "db_pool") ? strstr(m.body, "db_pool") : "");
     th_resp_free(&m);
     for (int i = 0; i < N; i++)
-        cr_expect(!atomic_load(&calls[i].done), "request %d finished while the table was locked", i);
+        cr_expect(!atomic_load(&calls[i].done), "request %d finished while the table was locked",
+                  i);
     unlock(lock);
     for (int i = 0; i < N; i++) {
         pthread_join(calls[i].th, NULL);
@@ -104,7 +106,8 @@ static void send_and_hang_up(const th_server *srv, const char *token) {
     char req[512];
     int n = snprintf(req, sizeof req,
                      "GET /v1/customers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                     "Authorization: Bearer %s\r\n\r\n", token);
+                     "Authorization: Bearer %s\r\n\r\n",
+                     token);
     cr_assert_eq(write(fd, req, (size_t)n), n);
     msleep(50);
     close(fd);
@@ -145,8 +148,10 @@ static long wait_ready(const th_server *srv, long want, int max_ms, th_resp *las
         th_resp r = th_req(srv, "GET", "/readyz", NULL, NULL);
         st = r.status;
         if (st == want) {
-            if (last) *last = r;
-            else th_resp_free(&r);
+            if (last)
+                *last = r;
+            else
+                th_resp_free(&r);
             return st;
         }
         th_resp_free(&r);
@@ -247,7 +252,8 @@ Test(server, request_ids_metrics_openapi_and_ui, .timeout = 60) {
     cr_expect(strstr(r.body, "meterline_http_requests_total{route=\"healthz\",code=\"200\"} 2"),
               "%s", r.body);
     cr_expect(strstr(r.body, "meterline_http_requests_total{route=\"unmatched\",code=\"404\"} 1"));
-    cr_expect(strstr(r.body, "meterline_http_request_duration_seconds_bucket{route=\"healthz\",le=\"+Inf\"} 2"));
+    cr_expect(strstr(
+        r.body, "meterline_http_request_duration_seconds_bucket{route=\"healthz\",le=\"+Inf\"} 2"));
     cr_expect(strstr(r.body, "meterline_db_pool_size "));
     th_resp_free(&r);
 

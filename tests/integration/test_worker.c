@@ -65,8 +65,8 @@ Test(worker, supervises_restarts_and_stops_cleanly, .timeout = 120) {
     pid_t victim = started_pid(log, 0);
     cr_assert(victim > 0);
     cr_assert_eq(kill(victim, SIGKILL), 0);
-    static const char *const restarting[] = {"\"msg\":\"worker exited; restarting\"", "\"signal\":9",
-                                             NULL};
+    static const char *const restarting[] = {"\"msg\":\"worker exited; restarting\"",
+                                             "\"signal\":9", NULL};
     cr_expect_eq(wait_lines(log, restarting, 1, 5000), 1, "the supervisor notices the crash");
     cr_expect_eq(wait_lines(log, started, 3, 5000), 3, "and starts a replacement");
     pid_t repl = started_pid(log, 2);

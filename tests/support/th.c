@@ -60,7 +60,8 @@ th_server *th_start(const char *const *extra_env) {
     s->port = free_port();
     snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
     const char *dir = getenv("ML_ARTIFACTS") ? getenv("ML_ARTIFACTS") : "/tmp";
-    snprintf(s->log_path, sizeof s->log_path, "%s/billing-api-%d-%d.log", dir, (int)getpid(), seq++);
+    snprintf(s->log_path, sizeof s->log_path, "%s/billing-api-%d-%d.log", dir, (int)getpid(),
+             seq++);
     char listen[64];
     snprintf(listen, sizeof listen, "BILLING_LISTEN=127.0.0.1:%d", s->port);
     pid_t pid = fork();
@@ -129,8 +130,8 @@ static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
     return add;
 }
 
-th_resp th_req(const th_server *s, const char *method, const char *path,
-               const char *const *headers, const char *body) {
+th_resp th_req(const th_server *s, const char *method, const char *path, const char *const *headers,
+               const char *body) {
     th_resp r = {0};
     CURL *c = curl_easy_init();
     cr_assert(c);
@@ -212,8 +213,10 @@ json_t *th_get(const json_t *j, const char *path) {
     while (cur && *p) {
         size_t n = strcspn(p, ".");
         snprintf(key, sizeof key, "%.*s", (int)n, p);
-        if (json_is_array(cur)) cur = json_array_get(cur, (size_t)atoi(key));
-        else cur = json_object_get(cur, key);
+        if (json_is_array(cur))
+            cur = json_array_get(cur, (size_t)atoi(key));
+        else
+            cur = json_object_get(cur, key);
         p += n;
         if (*p == '.') p++;
     }
@@ -258,8 +261,7 @@ void th_signup(const th_server *s, char *token, char *slug, char *email) {
     th_resp_free(&r);
 }
 
-void th_user_with_role(const th_server *s, const char *owner_token, const char *role,
-                       char *token) {
+void th_user_with_role(const th_server *s, const char *owner_token, const char *role, char *token) {
     char u[32], body[512], em[128];
     th_unique(u);
     snprintf(em, sizeof em, "%s-%s@example.test", role, u);

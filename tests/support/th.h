@@ -18,8 +18,8 @@
 typedef struct th_server {
     pid_t pid;
     int port;
-    char base[64];       /* "http://127.0.0.1:PORT" */
-    char log_path[256];  /* server stderr */
+    char base[64];      /* "http://127.0.0.1:PORT" */
+    char log_path[256]; /* server stderr */
 } th_server;
 
 /* Starts billing-api with the test environment plus extra "K=V" entries
@@ -33,18 +33,18 @@ void th_signal(th_server *s, int sig);
 
 typedef struct th_resp {
     long status;
-    char *headers;      /* raw header block */
+    char *headers; /* raw header block */
     char *body;
     size_t body_len;
-    json_t *json;       /* NULL unless the body parsed as JSON */
-    double seconds;     /* total time */
+    json_t *json;   /* NULL unless the body parsed as JSON */
+    double seconds; /* total time */
 } th_resp;
 
 /* method, path (appended to the server base), NULL-terminated extra header
  * lines ("Authorization: Bearer x"), body (NULL = none).  A JSON content type
  * is added when body is set and no Content-Type header is given. */
-th_resp th_req(const th_server *s, const char *method, const char *path,
-               const char *const *headers, const char *body);
+th_resp th_req(const th_server *s, const char *method, const char *path, const char *const *headers,
+               const char *body);
 /* Same with a Bearer token (may be NULL). */
 th_resp th_auth(const th_server *s, const char *token, const char *method, const char *path,
                 const char *body);
@@ -65,8 +65,7 @@ bool th_has_field_error(const th_resp *r, const char *field);
 #define TH_PASSWORD "correct horse battery"
 void th_signup(const th_server *s, char *token, char *slug, char *email);
 /* Creates a user with role in the org of owner_token and logs in; token out. */
-void th_user_with_role(const th_server *s, const char *owner_token, const char *role,
-                       char *token);
+void th_user_with_role(const th_server *s, const char *owner_token, const char *role, char *token);
 /* Unique suffix for names. */
 const char *th_unique(char buf[32]);
 

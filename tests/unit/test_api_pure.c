@@ -101,7 +101,8 @@ Test(routes, table_is_consistent) {
         if (!(r->flags & RT_PUBLIC))
             cr_expect(r->roles & ROLE_ADMIN, "%s: platform admins may do everything", r->name);
         if (r->flags & RT_JSON) cr_expect(r->max_body != 0, "%s: JSON route needs a body", r->name);
-        if (!strcmp(r->method, "GET")) cr_expect_eq(r->max_body, 0, "%s: GET takes no body", r->name);
+        if (!strcmp(r->method, "GET"))
+            cr_expect_eq(r->max_body, 0, "%s: GET takes no body", r->name);
         if (r->flags & RT_ALL_ORGS) cr_expect(r->flags & RT_ORG, "%s", r->name);
         for (size_t j = 0; j < i; j++)
             cr_expect(strcmp(r->method, api_routes[j].method) ||

@@ -70,7 +70,9 @@ static void errs_text(const jx_errs *e, char *out, size_t cap) {
 
 /* Loading then jx_dumps gives every number back with its exact text. */
 Test(jx_loadb, numbers_keep_their_exact_text) {
-    static const struct { const char *in, *out; } rows[] = {
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
         {"[1.5]", "[1.5]"},
         {"[1.50]", "[1.50]"},
         {"[0.1, 0.2, 0.30000000000000004]", "[0.1,0.2,0.30000000000000004]"},
@@ -107,7 +109,11 @@ enum { K_INT, K_MARK, K_STR };
 
 /* Which numbers stay jansson integers and which become marked strings. */
 Test(jx_loadb, number_kinds) {
-    static const struct { const char *in; int kind; const char *text; } rows[] = {
+    static const struct {
+        const char *in;
+        int kind;
+        const char *text;
+    } rows[] = {
         {"[0]", K_INT, "0"},
         {"[-0]", K_INT, "0"},
         {"[42]", K_INT, "42"},
@@ -146,13 +152,15 @@ Test(jx_loadb, number_kinds) {
         switch (rows[i].kind) {
         case K_INT:
             cr_expect(json_is_integer(v), "%s: not an integer", rows[i].in);
-            cr_expect(t && strcmp(t, rows[i].text) == 0, "%s: text %s", rows[i].in, t ? t : "(null)");
+            cr_expect(t && strcmp(t, rows[i].text) == 0, "%s: text %s", rows[i].in,
+                      t ? t : "(null)");
             break;
         case K_MARK:
-            cr_expect(json_is_string(v) && json_string_value(v)[0] == JX_NUM_MARK,
-                      "%s: not marked", rows[i].in);
+            cr_expect(json_is_string(v) && json_string_value(v)[0] == JX_NUM_MARK, "%s: not marked",
+                      rows[i].in);
             cr_expect(!jx_is_string(v), "%s: marked number taken for a string", rows[i].in);
-            cr_expect(t && strcmp(t, rows[i].text) == 0, "%s: text %s", rows[i].in, t ? t : "(null)");
+            cr_expect(t && strcmp(t, rows[i].text) == 0, "%s: text %s", rows[i].in,
+                      t ? t : "(null)");
             break;
         case K_STR:
             cr_expect(jx_is_string(v), "%s: not a plain string", rows[i].in);
@@ -166,7 +174,11 @@ Test(jx_loadb, number_kinds) {
 
 /* Digits, quotes and backslashes inside strings are never rewritten. */
 Test(jx_loadb, digits_inside_strings_are_untouched) {
-    static const struct { const char *in; size_t idx; const char *str; } rows[] = {
+    static const struct {
+        const char *in;
+        size_t idx;
+        const char *str;
+    } rows[] = {
         {"[\"1.5\"]", 0, "1.5"},
         {"[\"a 1.5 b\", 2.5]", 0, "a 1.5 b"},
         {"[\"\\\"1.5\\\"\", 2.5]", 0, "\"1.5\""},
@@ -190,8 +202,7 @@ Test(jx_loadb, digits_inside_strings_are_untouched) {
         json_t *root = load(rows[i].in, err), *v;
         cr_expect_not_null(root, "%s: %s", rows[i].in, err);
         if (!root) continue;
-        v = json_is_array(root) ? json_array_get(root, rows[i].idx)
-                                : json_object_get(root, "1.5");
+        v = json_is_array(root) ? json_array_get(root, rows[i].idx) : json_object_get(root, "1.5");
         cr_expect(jx_is_string(v), "%s: element is not a plain string", rows[i].in);
         if (json_is_string(v))
             cr_expect_str_eq(json_string_value(v), rows[i].str, "%s", rows[i].in);
@@ -204,34 +215,102 @@ Test(jx_loadb, digits_inside_strings_are_untouched) {
 /* Malformed inputs (many with decimals before the fault, which jx rewrites)
  * fail with jansson's own message, line and column for the original text. */
 Test(jx_loadb, malformed_json_fails_like_jansson) {
-    static const struct { const char *in; size_t len; } rows[] = {
-        {"{", 0}, {"}", 0}, {"[", 0}, {"]", 0}, {"{\"a\"}", 0}, {"{\"a\":}", 0},
-        {"{\"a\":1.5,}", 0}, {"[1.5,]", 0}, {"[,1.5]", 0}, {"[1 2]", 0}, {"[1.5 2.5]", 0},
-        {"{\"a\" 1.5}", 0}, {"{\"a\":1.5 \"b\":2}", 0}, {"{1.5:2}", 0}, {"{1:2}", 0},
+    static const struct {
+        const char *in;
+        size_t len;
+    } rows[] = {
+        {"{", 0},
+        {"}", 0},
+        {"[", 0},
+        {"]", 0},
+        {"{\"a\"}", 0},
+        {"{\"a\":}", 0},
+        {"{\"a\":1.5,}", 0},
+        {"[1.5,]", 0},
+        {"[,1.5]", 0},
+        {"[1 2]", 0},
+        {"[1.5 2.5]", 0},
+        {"{\"a\" 1.5}", 0},
+        {"{\"a\":1.5 \"b\":2}", 0},
+        {"{1.5:2}", 0},
+        {"{1:2}", 0},
         /* a number where a key belongs must not become a string key */
-        {"{\"a\":1, 1.5: 2}", 0}, {"{\"a\":1, 1.5 : 2}", 0}, {"{\"a\":1,1.5}", 0},
-        {"{\"a\":1,1.5,\"b\":2}", 0}, {"{\"a\":1.5:2}", 0}, {"[1.5:2]", 0},
-        {"{\"a\":[1.5}", 0}, {"[{\"a\":1.5]", 0}, {"[1.5}", 0}, {"{\"a\":1.5]", 0},
-        {"[\"abc]", 0}, {"[\"a\\\"]", 0}, {"[\"a\\\\\"b\"]", 0}, {"[\"\\x\"]", 0},
-        {"[\"\\u12\"]", 0}, {"[\"\\ud800\"]", 0}, {"[\"\\udc00\"]", 0}, {"[\"a\nb\"]", 0},
-        {"[\"a\tb\"]", 0}, {"[tru]", 0}, {"[true1.5]", 0}, {"[nul]", 0}, {"[True]", 0},
-        {"[1.5e]", 0}, {"[1.5e+]", 0}, {"[1.]", 0}, {"[-]", 0}, {"[--1]", 0}, {"[-a]", 0},
-        {"[01.5]", 0}, {"[00]", 0}, {"[-01]", 0}, {"[1.5.5]", 0}, {"[0x10]", 0}, {"[.5]", 0},
-        {"[+1.5]", 0}, {"[1.5x]", 0}, {"[1.5\"a\"]", 0}, {"[1.5[]]", 0}, {"[1.5{}]", 0},
-        {"[1.5,\n 2.5,\n x]", 0}, {"{\"\xc3\xa9\":1.5, \"\xc3\xbc\": x}", 0},
+        {"{\"a\":1, 1.5: 2}", 0},
+        {"{\"a\":1, 1.5 : 2}", 0},
+        {"{\"a\":1,1.5}", 0},
+        {"{\"a\":1,1.5,\"b\":2}", 0},
+        {"{\"a\":1.5:2}", 0},
+        {"[1.5:2]", 0},
+        {"{\"a\":[1.5}", 0},
+        {"[{\"a\":1.5]", 0},
+        {"[1.5}", 0},
+        {"{\"a\":1.5]", 0},
+        {"[\"abc]", 0},
+        {"[\"a\\\"]", 0},
+        {"[\"a\\\\\"b\"]", 0},
+        {"[\"\\x\"]", 0},
+        {"[\"\\u12\"]", 0},
+        {"[\"\\ud800\"]", 0},
+        {"[\"\\udc00\"]", 0},
+        {"[\"a\nb\"]", 0},
+        {"[\"a\tb\"]", 0},
+        {"[tru]", 0},
+        {"[true1.5]", 0},
+        {"[nul]", 0},
+        {"[True]", 0},
+        {"[1.5e]", 0},
+        {"[1.5e+]", 0},
+        {"[1.]", 0},
+        {"[-]", 0},
+        {"[--1]", 0},
+        {"[-a]", 0},
+        {"[01.5]", 0},
+        {"[00]", 0},
+        {"[-01]", 0},
+        {"[1.5.5]", 0},
+        {"[0x10]", 0},
+        {"[.5]", 0},
+        {"[+1.5]", 0},
+        {"[1.5x]", 0},
+        {"[1.5\"a\"]", 0},
+        {"[1.5[]]", 0},
+        {"[1.5{}]", 0},
+        {"[1.5,\n 2.5,\n x]", 0},
+        {"{\"\xc3\xa9\":1.5, \"\xc3\xbc\": x}", 0},
         {"[1.5, \"\xe2\x82\xac\", 2.5, ?]", 0},
         /* top level must be an object or array */
-        {"1.5", 0}, {"\"x\"", 0}, {"true", 0}, {"null", 0}, {"-", 0}, {"  2.5  ", 0},
+        {"1.5", 0},
+        {"\"x\"", 0},
+        {"true", 0},
+        {"null", 0},
+        {"-", 0},
+        {"  2.5  ", 0},
         /* trailing garbage */
-        {"{} x", 0}, {"{}{}", 0}, {"[1.5]]", 0}, {"[1.5] 2.5", 0}, {"{}\n\n,", 0},
-        {"[1.5, 2.5]\n  extra", 0}, {"{\"a\":1.5}}", 0}, {"[1.5]\t[2.5]", 0},
-        {"[] \0", 4}, {"[1.5]\0", 6},
+        {"{} x", 0},
+        {"{}{}", 0},
+        {"[1.5]]", 0},
+        {"[1.5] 2.5", 0},
+        {"{}\n\n,", 0},
+        {"[1.5, 2.5]\n  extra", 0},
+        {"{\"a\":1.5}}", 0},
+        {"[1.5]\t[2.5]", 0},
+        {"[] \0", 4},
+        {"[1.5]\0", 6},
         /* invalid UTF-8 anywhere */
-        {"[\"\xff\"]", 0}, {"[\"\xc3\"]", 0}, {"[\"\xc3(\"]", 0}, {"[\"\xed\xa0\x80\"]", 0},
-        {"[\"\xc0\xaf\"]", 0}, {"[\"\xf4\x90\x80\x80\"]", 0}, {"[1.5,\"\xff\"]", 0},
-        {"[1.5,\xff]", 0}, {"{\"\xff\":1.5}", 0}, {"[2.5, \"\xe2\x82\"]", 0},
+        {"[\"\xff\"]", 0},
+        {"[\"\xc3\"]", 0},
+        {"[\"\xc3(\"]", 0},
+        {"[\"\xed\xa0\x80\"]", 0},
+        {"[\"\xc0\xaf\"]", 0},
+        {"[\"\xf4\x90\x80\x80\"]", 0},
+        {"[1.5,\"\xff\"]", 0},
+        {"[1.5,\xff]", 0},
+        {"{\"\xff\":1.5}", 0},
+        {"[2.5, \"\xe2\x82\"]", 0},
         /* control bytes and NUL outside strings */
-        {"[1.5,\x01]", 0}, {"\0", 1}, {"[\0]", 3},
+        {"[1.5,\x01]", 0},
+        {"\0", 1},
+        {"[\0]", 3},
     };
     for (size_t i = 0; i < ML_ARRAY_LEN(rows); i++) {
         size_t n = rows[i].len ? rows[i].len : strlen(rows[i].in);
@@ -248,7 +327,9 @@ Test(jx_loadb, malformed_json_fails_like_jansson) {
 /* Pins the message format, and positions after numbers jansson itself could
  * not parse (so it cannot serve as the oracle). */
 Test(jx_loadb, error_messages) {
-    static const struct { const char *in, *err; } rows[] = {
+    static const struct {
+        const char *in, *err;
+    } rows[] = {
         {"{\"a\":1.5 x}", "'}' expected near 'x' at line 1 column 10"},
         {"{\"a\":123 x}", "'}' expected near 'x' at line 1 column 10"},
         {"[1.5,\n 2.5, \"\xc3\xa9\", x]", "invalid token near 'x' at line 2 column 12"},
@@ -259,10 +340,15 @@ Test(jx_loadb, error_messages) {
         {"[1.5] x", "end of file expected near 'x' at line 1 column 7"},
         {"{\"a\":\"\\u0000\"}", "a string may not contain \\u0000 at line 1 column 13"},
         {"[1.5, \"a\\u0000b\"]", "a string may not contain \\u0000 at line 1 column 16"},
-        {"{\"\\u0000\":1}", "NUL byte in object key not supported near '\"\\u0000\"' at line 1 column 9"},
+        {"{\"\\u0000\":1}",
+         "NUL byte in object key not supported near '\"\\u0000\"' at line 1 column 9"},
     };
     /* Raw NUL bytes, some of which json_loadb itself would skip. */
-    static const struct { const char *in; size_t len; const char *err; } nuls[] = {
+    static const struct {
+        const char *in;
+        size_t len;
+        const char *err;
+    } nuls[] = {
         {"[1.5\0]", 6, "NUL byte at line 1 column 5"},
         {"[1\0]", 4, "NUL byte at line 1 column 3"},
         {"[true\0]", 7, "NUL byte at line 1 column 6"},
@@ -286,7 +372,9 @@ Test(jx_loadb, error_messages) {
 }
 
 Test(jx_loadb, duplicate_keys_at_any_depth_are_named) {
-    static const struct { const char *in, *err; } rows[] = {
+    static const struct {
+        const char *in, *err;
+    } rows[] = {
         {"{\"a\":1,\"a\":2}", "duplicate object key \"a\" at line 1 column 10"},
         {"{\"a\":1.5,\"a\":2.5}", "duplicate object key \"a\" at line 1 column 12"},
         {"{\"x\":{\"a\":1,\"a\":2}}", "duplicate object key \"a\" at line 1 column 15"},
@@ -296,7 +384,8 @@ Test(jx_loadb, duplicate_keys_at_any_depth_are_named) {
         {"{\"a\":1,\"b\":{\"c\":[{\"d\":1,\"d\":1}]}}",
          "duplicate object key \"d\" at line 1 column 27"},
         {"{\"a\\\"b\":1,\"a\\\"b\":2}", "duplicate object key \"a\\\"b\" at line 1 column 16"},
-        {"{\"\xc3\xa9\":1,\"\xc3\xa9\":2}", "duplicate object key \"\xc3\xa9\" at line 1 column 10"},
+        {"{\"\xc3\xa9\":1,\"\xc3\xa9\":2}",
+         "duplicate object key \"\xc3\xa9\" at line 1 column 10"},
         {"{\"a\":1,\"\\u0061\":2}", "duplicate object key \"\\u0061\" at line 1 column 15"},
         {"{\n \"a\": 1.5,\n \"a\": 2\n}", "duplicate object key \"a\" at line 3 column 4"},
         {"{\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk\":1,"
@@ -305,7 +394,10 @@ Test(jx_loadb, duplicate_keys_at_any_depth_are_named) {
          " at line 1 column 152"},
     };
     static const char *const ok[] = {
-        "[{\"a\":1},{\"a\":2}]", "{\"a\":{\"a\":1}}", "{\"a\":1,\"A\":2}", "{\"a\":1,\"a \":2}",
+        "[{\"a\":1},{\"a\":2}]",
+        "{\"a\":{\"a\":1}}",
+        "{\"a\":1,\"A\":2}",
+        "{\"a\":1,\"a \":2}",
     };
     for (size_t i = 0; i < ML_ARRAY_LEN(rows); i++) {
         char err[ERRLEN];
@@ -339,11 +431,14 @@ Test(jx_loadb, empty_body_is_an_error) {
 
 /* U+0001 at the start of a string would read as a marked number. */
 Test(jx_loadb, strings_may_not_begin_with_u0001) {
-    static const struct { const char *in, *err; } rows[] = {
+    static const struct {
+        const char *in, *err;
+    } rows[] = {
         {"[\"\\u0001\"]", "a string may not begin with U+0001 at line 1 column 2"},
         {"[\"\\u00011.5\"]", "a string may not begin with U+0001 at line 1 column 2"},
         {"{\"\\u0001a\":1}", "a string may not begin with U+0001 at line 1 column 2"},
-        {"{\"a\":2.5,\n\"b\":\"\\u0001x\"}", "a string may not begin with U+0001 at line 2 column 5"},
+        {"{\"a\":2.5,\n\"b\":\"\\u0001x\"}",
+         "a string may not begin with U+0001 at line 2 column 5"},
     };
     static const char *const ok[] = {"[\"a\\u0001\"]", "[\"\\\\u0001\"]", "[\"\\u0002\"]",
                                      "[\"\\u00010\\u0001\"]"};
@@ -361,7 +456,7 @@ Test(jx_loadb, strings_may_not_begin_with_u0001) {
             cr_expect_not_null(v, "%s: %s", ok[i], err);
             cr_expect(jx_is_string(json_array_get(v, 0)), "%s", ok[i]);
         } else {
-            cr_expect_null(v, "%s accepted", ok[i]);   /* starts with it too */
+            cr_expect_null(v, "%s accepted", ok[i]); /* starts with it too */
         }
         json_decref(v);
     }
@@ -397,7 +492,8 @@ Test(jx_loadb, nesting_limit) {
     for (int i = 1; i < JSON_PARSER_MAX_DEPTH - 1; i++) x = json_array_get(x, 0);
     x = json_array_get(x, 0);
     cr_expect(x && !jx_is_string(x) && jx_number_text(x, NULL, 0) &&
-              strcmp(jx_number_text(x, NULL, 0), "1.5") == 0, "innermost value not marked");
+                  strcmp(jx_number_text(x, NULL, 0), "1.5") == 0,
+              "innermost value not marked");
     json_decref(v);
 
     cr_expect_null(load(deep, err));
@@ -506,13 +602,13 @@ Test(jx_fuzz, mutated_documents_agree_with_jansson) {
             char c = muts[rng_next(&x) % (sizeof muts - 1)];
             int op = (int)(rng_next(&x) % 3);
             at = (at + rng_next(&x) % 5) % n;
-            if (op == 0) {                          /* replace */
+            if (op == 0) { /* replace */
                 s[at] = c;
             } else if (op == 1 && n + 1 < sizeof s) { /* insert */
                 memmove(s + at + 1, s + at, n - at);
                 s[at] = c;
                 n++;
-            } else if (n > 1) {                     /* delete */
+            } else if (n > 1) { /* delete */
                 memmove(s + at, s + at + 1, n - at - 1);
                 n--;
                 if (at >= n) at = n - 1;
@@ -553,19 +649,21 @@ static void gen_digits(gen *g, char *p, size_t n, bool lead) {
 static void gen_number(gen *g) {
     char t[96] = "", d[48];
     int kind = (int)(rng_next(&g->x) % 5);
-    if (kind == 0) {            /* int64 in canonical form */
+    if (kind == 0) { /* int64 in canonical form */
         size_t n = 1 + rng_next(&g->x) % 18;
         gen_digits(g, d, n, true);
         snprintf(t, sizeof t, "%s%s", rng_next(&g->x) % 2 ? "-" : "", d);
-    } else if (kind == 1) {     /* beyond int64 */
+    } else if (kind == 1) { /* beyond int64 */
         gen_digits(g, d, 20 + rng_next(&g->x) % 20, true);
         snprintf(t, sizeof t, "%s%s", rng_next(&g->x) % 2 ? "-" : "", d);
-    } else {                    /* fraction and/or exponent */
+    } else { /* fraction and/or exponent */
         static const char *const e[] = {"e", "E", "e+", "e-", "E+", "E-"};
         char ip[24], fp[24] = "", ex[24] = "";
         bool frac = kind != 4, expo = kind != 2;
-        if (rng_next(&g->x) % 3 == 0) snprintf(ip, sizeof ip, "0");
-        else gen_digits(g, ip, 1 + rng_next(&g->x) % 6, true);
+        if (rng_next(&g->x) % 3 == 0)
+            snprintf(ip, sizeof ip, "0");
+        else
+            gen_digits(g, ip, 1 + rng_next(&g->x) % 6, true);
         if (frac) {
             fp[0] = '.';
             gen_digits(g, fp + 1, 1 + rng_next(&g->x) % 8, false);
@@ -583,12 +681,33 @@ static void gen_number(gen *g) {
 /* A string whose input spelling uses escapes and whose expected spelling is
  * what jansson's compact dump writes. */
 static void gen_string(gen *g, const char *key) {
-    static const struct { const char *in, *out; } ch[] = {
-        {"a", "a"}, {"1", "1"}, {"5", "5"}, {".", "."}, {"-", "-"}, {"e", "e"}, {" ", " "},
-        {"\\\"", "\\\""}, {"\\\\", "\\\\"}, {"\\/", "/"}, {"/", "/"}, {"\\u0061", "a"},
-        {"\\u0031", "1"}, {"\\n", "\\n"}, {"\\t", "\\t"}, {"\xc3\xa9", "\xc3\xa9"},
-        {"[", "["}, {"]", "]"}, {"{", "{"}, {"}", "}"}, {":", ":"}, {",", ","},
-        {"\\u00e9", "\xc3\xa9"}, {"\\ud83d\\ude00", "\xf0\x9f\x98\x80"},
+    static const struct {
+        const char *in, *out;
+    } ch[] = {
+        {"a", "a"},
+        {"1", "1"},
+        {"5", "5"},
+        {".", "."},
+        {"-", "-"},
+        {"e", "e"},
+        {" ", " "},
+        {"\\\"", "\\\""},
+        {"\\\\", "\\\\"},
+        {"\\/", "/"},
+        {"/", "/"},
+        {"\\u0061", "a"},
+        {"\\u0031", "1"},
+        {"\\n", "\\n"},
+        {"\\t", "\\t"},
+        {"\xc3\xa9", "\xc3\xa9"},
+        {"[", "["},
+        {"]", "]"},
+        {"{", "{"},
+        {"}", "}"},
+        {":", ":"},
+        {",", ","},
+        {"\\u00e9", "\xc3\xa9"},
+        {"\\ud83d\\ude00", "\xf0\x9f\x98\x80"},
     };
     size_t n = rng_next(&g->x) % 8;
     gen_both(g, "\"", "\"");
@@ -645,7 +764,7 @@ Test(jx_fuzz, generated_documents_round_trip) {
         json_t *v;
         g.ni = g.no = 0;
         gen_ws(&g);
-        if (rng_next(&g.x) % 2) {   /* top level must be a container */
+        if (rng_next(&g.x) % 2) { /* top level must be a container */
             gen_both(&g, "[", "[");
             gen_value(&g, 1);
             gen_both(&g, "]", "]");
@@ -676,22 +795,37 @@ Test(jx_fuzz, generated_documents_round_trip) {
 /* ---- values ----------------------------------------------------------- */
 
 Test(jx_values, number_text_and_is_string) {
-    static const struct { size_t idx; const char *text; bool is_str; } rows[] = {
-        {0, "0", false},    {1, "-7", false},   {2, "1.50", false}, {3, NULL, true},
-        {4, NULL, true},    {5, "1e400", false}, {6, "9223372036854775808", false},
-        {7, NULL, true},    {8, NULL, false},   {9, NULL, false},   {10, NULL, false},
+    static const struct {
+        size_t idx;
+        const char *text;
+        bool is_str;
+    } rows[] = {
+        {0, "0", false},
+        {1, "-7", false},
+        {2, "1.50", false},
+        {3, NULL, true},
+        {4, NULL, true},
+        {5, "1e400", false},
+        {6, "9223372036854775808", false},
+        {7, NULL, true},
+        {8, NULL, false},
+        {9, NULL, false},
+        {10, NULL, false},
         {11, NULL, false},
     };
     char err[ERRLEN];
     json_t *v = load("[0,-7,1.50,\"1.50\",\"\",1e400,9223372036854775808,\"a\\u0001\","
-                     "true,null,{},[]]", err);
+                     "true,null,{},[]]",
+                     err);
     cr_assert_not_null(v, "%s", err);
     for (size_t i = 0; i < ML_ARRAY_LEN(rows); i++) {
         char buf[24];
         json_t *x = json_array_get(v, rows[i].idx);
         const char *t = jx_number_text(x, buf, sizeof buf);
-        if (rows[i].text) cr_expect(t && strcmp(t, rows[i].text) == 0, "[%zu] %s", i, t);
-        else cr_expect_null(t, "[%zu] %s", i, t);
+        if (rows[i].text)
+            cr_expect(t && strcmp(t, rows[i].text) == 0, "[%zu] %s", i, t);
+        else
+            cr_expect_null(t, "[%zu] %s", i, t);
         cr_expect_eq(jx_is_string(x), rows[i].is_str, "[%zu]", i);
     }
     json_decref(v);
@@ -699,7 +833,10 @@ Test(jx_values, number_text_and_is_string) {
 
 /* Values built in code rather than loaded. */
 Test(jx_values, built_values) {
-    json_t *marked = json_string("\x01" "2.5"), *notnum = json_string("\x01" "abc");
+    json_t *marked = json_string("\x01"
+                                 "2.5"),
+           *notnum = json_string("\x01"
+                                 "abc");
     json_t *bare = json_string("\x01"), *nul = json_stringn("a\0b", 3), *real = json_real(1.5);
     json_t *min = json_integer(INT64_MIN);
     char buf[24];
@@ -726,7 +863,13 @@ Test(jx_values, accessors) {
         "{\"s\":\"x\",\"i\":5,\"neg\":-3,\"d\":1.50,\"ds\":\"2.5\",\"b\":true,\"f\":false,"
         "\"n\":null,\"arr\":[1],\"big\":99999999999999999999,\"bad\":\"1.2.3\",\"e\":\"\","
         "\"neg0\":-0.0}";
-    static const struct { const char *key, *str; long long i; int b; int drc; const char *dec; } rows[] = {
+    static const struct {
+        const char *key, *str;
+        long long i;
+        int b;
+        int drc;
+        const char *dec;
+    } rows[] = {
         /* key     jx_str  jx_int(def 99) jx_bool(def -1=unset) jx_dec */
         {"s", "x", 99, -1, DEC_ESYNTAX, NULL},
         {"i", NULL, 5, -1, DEC_OK, "5"},
@@ -751,8 +894,10 @@ Test(jx_values, accessors) {
         dec_t d = dec_from_int(777);
         int rc = jx_dec(o, k, &d);
         char buf[DEC_FMT_MAX];
-        if (rows[i].str) cr_expect(s && strcmp(s, rows[i].str) == 0, "jx_str(%s) = %s", k, s);
-        else cr_expect_null(s, "jx_str(%s) = %s", k, s);
+        if (rows[i].str)
+            cr_expect(s && strcmp(s, rows[i].str) == 0, "jx_str(%s) = %s", k, s);
+        else
+            cr_expect_null(s, "jx_str(%s) = %s", k, s);
         cr_expect_eq(jx_int(o, k, 99), rows[i].i, "jx_int(%s)", k);
         if (rows[i].b < 0) {
             cr_expect_eq(jx_bool(o, k, true), true, "jx_bool(%s) default", k);
@@ -771,7 +916,11 @@ Test(jx_values, accessors) {
 }
 
 Test(jx_values, dumps_unmarks_numbers_only) {
-    static const struct { const char *in; size_t flags; const char *out; } rows[] = {
+    static const struct {
+        const char *in;
+        size_t flags;
+        const char *out;
+    } rows[] = {
         {"{\"a\":1.50,\"b\":[1e5,-0.0,\"1.5\"]}", JSON_COMPACT,
          "{\"a\":1.50,\"b\":[1e5,-0.0,\"1.5\"]}"},
         {"[\"\xc3\xa9\",2.5]", JSON_COMPACT | JSON_ENSURE_ASCII, "[\"\\u00E9\",2.5]"},
@@ -791,13 +940,21 @@ Test(jx_values, dumps_unmarks_numbers_only) {
         json_decref(v);
     }
     /* Built values: only \x01 + a valid number is unmarked. */
-    arr = json_pack("[s,s,s,s]", "\x01" "abc", "\x01" "2.5", "\x01", "\x01" "1.5\"");
+    arr = json_pack("[s,s,s,s]",
+                    "\x01"
+                    "abc",
+                    "\x01"
+                    "2.5",
+                    "\x01",
+                    "\x01"
+                    "1.5\"");
     cr_assert_not_null(arr);
     s = jx_dumps(arr, JSON_COMPACT);
     cr_expect_str_eq(s, "[\"\\u0001abc\",2.5,\"\\u0001\",\"\\u00011.5\\\"\"]");
     free(s);
     json_decref(arr);
-    arr = json_string("\x01" "-7.25");
+    arr = json_string("\x01"
+                      "-7.25");
     s = jx_dumps(arr, JSON_ENCODE_ANY);
     cr_expect_str_eq(s, "-7.25");
     free(s);
@@ -805,7 +962,11 @@ Test(jx_values, dumps_unmarks_numbers_only) {
 }
 
 Test(jx_values, utf8_len) {
-    static const struct { const char *s; size_t n; long long want; } rows[] = {
+    static const struct {
+        const char *s;
+        size_t n;
+        long long want;
+    } rows[] = {
         {"", 0, 0},
         {"abc", 3, 3},
         {"a\0b", 3, 3},
@@ -818,15 +979,15 @@ Test(jx_values, utf8_len) {
         {"\xff", 1, -1},
         {"\x80", 1, -1},
         {"\xc3", 1, -1},
-        {"\xc3\xa9", 1, -1},          /* cut by len */
+        {"\xc3\xa9", 1, -1}, /* cut by len */
         {"\xc3(", 2, -1},
-        {"\xc0\x80", 2, -1},          /* overlong NUL */
+        {"\xc0\x80", 2, -1}, /* overlong NUL */
         {"\xc1\xbf", 2, -1},
-        {"\xe0\x9f\xbf", 3, -1},      /* overlong */
-        {"\xed\xa0\x80", 3, -1},      /* surrogate */
+        {"\xe0\x9f\xbf", 3, -1}, /* overlong */
+        {"\xed\xa0\x80", 3, -1}, /* surrogate */
         {"\xed\xbf\xbf", 3, -1},
-        {"\xf0\x8f\xbf\xbf", 4, -1},  /* overlong */
-        {"\xf4\x90\x80\x80", 4, -1},  /* above U+10FFFF */
+        {"\xf0\x8f\xbf\xbf", 4, -1}, /* overlong */
+        {"\xf4\x90\x80\x80", 4, -1}, /* above U+10FFFF */
         {"\xf5\x80\x80\x80", 4, -1},
         {"\xe2\x82", 2, -1},
         {"abc\xe2\x82", 5, -1},
@@ -843,7 +1004,9 @@ Test(jx_values, utf8_len) {
 /* ---- jx_errs ---------------------------------------------------------- */
 
 Test(jx_errs, field_paths) {
-    static const struct { const char *prefix, *name, *field; } rows[] = {
+    static const struct {
+        const char *prefix, *name, *field;
+    } rows[] = {
         {NULL, "quantity", "quantity"},
         {"", "quantity", "quantity"},
         {"events[3]", "quantity", "events[3].quantity"},
@@ -869,9 +1032,9 @@ Test(jx_errs, field_paths) {
         cr_expect_str_eq(json_string_value(json_object_get(it, "message")), msg);
         cr_expect_eq(json_object_size(it), 2);
     }
-    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(arr, ML_ARRAY_LEN(rows)),
-                                                       "message")),
-                     "must be between 1 and 10");
+    cr_expect_str_eq(
+        json_string_value(json_object_get(json_array_get(arr, ML_ARRAY_LEN(rows)), "message")),
+        "must be between 1 and 10");
     json_decref(arr);
     jx_errs_free(e);
 }
@@ -891,9 +1054,9 @@ Test(jx_errs, keeps_at_most_max_but_counts_all) {
     cr_expect_eq(json_array_size(arr), JX_ERRS_MAX);
     cr_expect_str_eq(json_string_value(json_object_get(json_array_get(arr, 0), "message")),
                      "error 0");
-    cr_expect_str_eq(json_string_value(json_object_get(json_array_get(arr, JX_ERRS_MAX - 1),
-                                                       "message")),
-                     "error 999");
+    cr_expect_str_eq(
+        json_string_value(json_object_get(json_array_get(arr, JX_ERRS_MAX - 1), "message")),
+        "error 999");
     json_decref(arr);
     jx_errs_free(e);
     jx_errs_free(NULL);
@@ -913,9 +1076,12 @@ Test(jx_errs, fields_are_clipped_and_sanitized) {
     memset(accent, 'b', 255);
     memcpy(accent + 255, "\xc3\xa9", 3);
     jx_errs_add(e, longf, "m");
-    jx_errs_add(e, "a\xff" "b\xc3", "bad \xed\xa0\x80 utf8");
+    jx_errs_add(e,
+                "a\xff"
+                "b\xc3",
+                "bad \xed\xa0\x80 utf8");
     jx_errs_add(e, accent, "m");
-    accent[254] = '\0';  /* 254 + "." puts a 3-byte character at bytes 255..257 */
+    accent[254] = '\0'; /* 254 + "." puts a 3-byte character at bytes 255..257 */
     jx_errs_addp(e, accent, "\xe2\x82\xac\xe2\x82\xac", "m");
     arr = jx_errs_json(e);
     cr_assert_not_null(arr);
@@ -960,7 +1126,10 @@ static const jx_field spec_types[] = {
 };
 
 Test(jx_check, table) {
-    static const struct { const jx_field *spec; const char *in, *errs; } rows[] = {
+    static const struct {
+        const jx_field *spec;
+        const char *in, *errs;
+    } rows[] = {
         /* required, nullable, string length in code points */
         {spec_req, "{\"name\":\"ab\",\"must\":null}", ""},
         {spec_req, "{}", "name: is required; must: is required"},
@@ -971,17 +1140,21 @@ Test(jx_check, table) {
         {spec_req, "{\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\",\"must\":1}", ""},
         {spec_req, "{\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\",\"must\":1}",
          "name: must be at most 5 characters"},
-        {spec_req, "{\"name\":\"\\ud83d\\ude00\\ud83d\\ude00\\ud83d\\ude00\\ud83d\\ude00\","
-                   "\"must\":[]}", ""},
+        {spec_req,
+         "{\"name\":\"\\ud83d\\ude00\\ud83d\\ude00\\ud83d\\ude00\\ud83d\\ude00\","
+         "\"must\":[]}",
+         ""},
         {spec_req, "{\"name\":1.5,\"must\":1}", "name: must be a string"},
         {spec_req, "{\"name\":12,\"must\":1}", "name: must be a string"},
         {spec_req, "{\"name\":true,\"must\":1}", "name: must be a string"},
         {spec_req, "{\"name\":[\"ab\"],\"must\":1}", "name: must be a string"},
         /* everything valid, and everything absent */
         {spec_types, "{}", ""},
-        {spec_types, "{\"note\":\"x\",\"code\":\"abc\",\"qty\":\"12.50\",\"delta\":-5.5,"
-                     "\"count\":5,\"n\":0,\"flag\":false,\"obj\":{\"x\":1},\"list\":[1],"
-                     "\"tags\":[],\"any\":[1,{\"a\":2.5}]}", ""},
+        {spec_types,
+         "{\"note\":\"x\",\"code\":\"abc\",\"qty\":\"12.50\",\"delta\":-5.5,"
+         "\"count\":5,\"n\":0,\"flag\":false,\"obj\":{\"x\":1},\"list\":[1],"
+         "\"tags\":[],\"any\":[1,{\"a\":2.5}]}",
+         ""},
         {spec_types, "{\"note\":null,\"obj\":null,\"delta\":null}", ""},
         /* JX_STRING */
         {spec_types, "{\"note\":1}", "note: must be a string"},
@@ -1054,8 +1227,9 @@ Test(jx_check, table) {
          "b: unknown field; a: unknown field; qty: must not be negative"},
         {spec_types, "{\"\":1}", ": unknown field"},
         /* all problems at once */
-        {spec_types, "{\"note\":1,\"qty\":\"x\",\"count\":0,\"flag\":\"no\",\"obj\":1,"
-                     "\"list\":{},\"x\":null}",
+        {spec_types,
+         "{\"note\":1,\"qty\":\"x\",\"count\":0,\"flag\":\"no\",\"obj\":1,"
+         "\"list\":{},\"x\":null}",
          "x: unknown field; note: must be a string; qty: must be a decimal number; "
          "count: must be between 1 and 10; flag: must be a boolean; obj: must be an object; "
          "list: must be an array"},
@@ -1081,7 +1255,9 @@ Test(jx_check, table) {
 }
 
 Test(jx_check, prefixes_and_non_objects) {
-    static const struct { const char *in, *prefix, *errs; } rows[] = {
+    static const struct {
+        const char *in, *prefix, *errs;
+    } rows[] = {
         {"[]", NULL, "body: must be an object"},
         {"[]", "", "body: must be an object"},
         {"[1.5]", "events[2]", "events[2]: must be an object"},
@@ -1130,7 +1306,8 @@ Test(jx_check, batch_of_events_collects_every_error) {
     char err[ERRLEN], got[1024];
     json_t *v = load("{\"events\":[{\"event_id\":\"a\",\"quantity\":1.5},"
                      "{\"quantity\":-2.5,\"x\":1},5,"
-                     "{\"event_id\":\"\",\"quantity\":\"1e-99\",\"properties\":[]}]}", err);
+                     "{\"event_id\":\"\",\"quantity\":\"1e-99\",\"properties\":[]}]}",
+                     err);
     jx_errs *e = jx_errs_new();
     size_t i, added = 0;
     json_t *ev;
@@ -1143,12 +1320,11 @@ Test(jx_check, batch_of_events_collects_every_error) {
         added += jx_check(ev, event, prefix, e);
     }
     errs_text(e, got, sizeof got);
-    cr_expect_str_eq(got,
-                     "events[1].x: unknown field; events[1].event_id: is required; "
-                     "events[1].quantity: must not be negative; events[2]: must be an object; "
-                     "events[3].event_id: must be at least 1 characters; "
-                     "events[3].quantity: has too many decimal places (at most 36); "
-                     "events[3].properties: must be an object");
+    cr_expect_str_eq(got, "events[1].x: unknown field; events[1].event_id: is required; "
+                          "events[1].quantity: must not be negative; events[2]: must be an object; "
+                          "events[3].event_id: must be at least 1 characters; "
+                          "events[3].quantity: has too many decimal places (at most 36); "
+                          "events[3].properties: must be an object");
     cr_expect_eq(added, 7);
     cr_expect_eq(jx_errs_count(e), 7);
     json_decref(v);

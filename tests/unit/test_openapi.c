@@ -20,8 +20,8 @@
 
 extern const ml_embedded api_static[];
 
-static const char *const k_methods[] = {"get", "put", "post", "delete", "patch",
-                                        "head", "options", "trace"};
+static const char *const k_methods[] = {"get",   "put",  "post",    "delete",
+                                        "patch", "head", "options", "trace"};
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -71,9 +71,14 @@ static json_t *resolve_ptr(json_t *doc, const char *ref) {
         char tok[256];
         size_t n = 0;
         while (*p && *p != '/' && n + 1 < sizeof tok) {
-            if (p[0] == '~' && p[1] == '0') { tok[n++] = '~'; p += 2; }
-            else if (p[0] == '~' && p[1] == '1') { tok[n++] = '/'; p += 2; }
-            else tok[n++] = *p++;
+            if (p[0] == '~' && p[1] == '0') {
+                tok[n++] = '~';
+                p += 2;
+            } else if (p[0] == '~' && p[1] == '1') {
+                tok[n++] = '/';
+                p += 2;
+            } else
+                tok[n++] = *p++;
         }
         tok[n] = '\0';
         if (*p == '/') p++;
@@ -128,8 +133,8 @@ static void check_refs(json_t *doc, json_t *v, const char *where, size_t *nrefs)
 static bool has_string(const json_t *arr, const char *s) {
     size_t i;
     json_t *x;
-    json_array_foreach(arr, i, x)
-        if (json_is_string(x) && !strcmp(json_string_value(x), s)) return true;
+    json_array_foreach(arr, i,
+                       x) if (json_is_string(x) && !strcmp(json_string_value(x), s)) return true;
     return false;
 }
 
@@ -205,8 +210,8 @@ Test(openapi, operations_have_unique_ids_and_responses) {
                 json_object_set_new(seen, id, json_true());
             }
             json_t *rs = json_object_get(o, "responses");
-            cr_expect(json_is_object(rs) && json_object_size(rs) > 0, "%s %s has no responses",
-                      k, path);
+            cr_expect(json_is_object(rs) && json_object_size(rs) > 0, "%s %s has no responses", k,
+                      path);
         }
     }
     cr_expect_gt(nops, 0);
@@ -225,8 +230,10 @@ Test(openapi, every_ref_resolves) {
 /* x-roles, x-api-key-scopes and security must say what auth.c enforces from
  * the route table. */
 Test(openapi, roles_and_scopes_match_the_route_table) {
-    static const struct { unsigned bit; const char *name; } scopes[] = {
-        {SCOPE_READ, "read"}, {SCOPE_USAGE_WRITE, "usage:write"}};
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } scopes[] = {{SCOPE_READ, "read"}, {SCOPE_USAGE_WRITE, "usage:write"}};
     static const unsigned roles[] = {ROLE_ADMIN, ROLE_OWNER, ROLE_FINANCE, ROLE_APPROVER,
                                      ROLE_VIEWER};
     json_t *doc = load_doc();
@@ -258,9 +265,8 @@ Test(openapi, roles_and_scopes_match_the_route_table) {
         for (size_t j = 0; j < sizeof roles / sizeof roles[0]; j++) {
             bool want = rt->roles & roles[j];
             nroles += want;
-            cr_expect_eq(has_string(xr, api_role_name(roles[j])), want,
-                         "%s %s: x-roles %s %s", m, rt->pattern,
-                         want ? "lacks" : "wrongly lists", api_role_name(roles[j]));
+            cr_expect_eq(has_string(xr, api_role_name(roles[j])), want, "%s %s: x-roles %s %s", m,
+                         rt->pattern, want ? "lacks" : "wrongly lists", api_role_name(roles[j]));
         }
         cr_expect_eq(json_array_size(xr), nroles, "%s %s: x-roles has extra entries", m,
                      rt->pattern);
@@ -268,11 +274,11 @@ Test(openapi, roles_and_scopes_match_the_route_table) {
         for (size_t j = 0; j < sizeof scopes / sizeof scopes[0]; j++) {
             bool want = rt->scopes & scopes[j].bit;
             nscopes += want;
-            cr_expect_eq(has_string(xs, scopes[j].name), want, "%s %s: x-api-key-scopes %s %s",
-                         m, rt->pattern, want ? "lacks" : "wrongly lists", scopes[j].name);
+            cr_expect_eq(has_string(xs, scopes[j].name), want, "%s %s: x-api-key-scopes %s %s", m,
+                         rt->pattern, want ? "lacks" : "wrongly lists", scopes[j].name);
         }
-        cr_expect_eq(json_array_size(xs), nscopes, "%s %s: x-api-key-scopes has extra entries",
-                     m, rt->pattern);
+        cr_expect_eq(json_array_size(xs), nscopes, "%s %s: x-api-key-scopes has extra entries", m,
+                     rt->pattern);
     }
     json_decref(doc);
 }
@@ -317,8 +323,9 @@ Test(openapi, path_parameters_are_declared) {
                 const char *in = json_string_value(json_object_get(deref(doc, prm), "in"));
                 if (in && !strcmp(in, "path")) ndeclared++;
             }
-            cr_expect_eq(ndeclared, ntemplated, "%s %s: %zu path parameters declared, %zu in the path",
-                         k, path, ndeclared, ntemplated);
+            cr_expect_eq(ndeclared, ntemplated,
+                         "%s %s: %zu path parameters declared, %zu in the path", k, path, ndeclared,
+                         ntemplated);
         }
     }
     json_decref(doc);
@@ -341,8 +348,10 @@ Test(openapi, request_bodies_reject_unknown_fields) {
             if (rt && (rt->flags & RT_JSON))
                 cr_expect_not_null(rb, "%s %s takes a JSON body but has no requestBody", k, path);
             if (!rb) continue;
-            json_t *schema = deref(doc, json_object_get(
-                json_object_get(json_object_get(rb, "content"), "application/json"), "schema"));
+            json_t *schema = deref(
+                doc,
+                json_object_get(json_object_get(json_object_get(rb, "content"), "application/json"),
+                                "schema"));
             cr_expect(json_is_object(schema), "%s %s: no application/json request schema", k, path);
             cr_expect(json_is_false(json_object_get(schema, "additionalProperties")),
                       "%s %s: request schema must set additionalProperties: false", k, path);

@@ -11,8 +11,9 @@
 #include <stdlib.h>
 
 static void clear_env(void) {
-    static const char *const vars[] = {"BILLING_LISTEN", "BILLING_DB_THREADS", "BILLING_LOG_LEVEL",
-                                       "BILLING_COOKIE_SECURE", "BILLING_DATABASE_URL", NULL};
+    static const char *const vars[] = {"BILLING_LISTEN",       "BILLING_DB_THREADS",
+                                       "BILLING_LOG_LEVEL",    "BILLING_COOKIE_SECURE",
+                                       "BILLING_DATABASE_URL", NULL};
     for (const char *const *v = vars; *v; v++) unsetenv(*v);
 }
 
@@ -34,7 +35,8 @@ Test(cfg, defaults_then_env_then_flags) {
     cr_expect_str_eq(c.listen, "127.0.0.1:9000");
     cr_expect_eq(c.db_threads, 7);
 
-    char *argv2[] = {"x", "--db-threads", "9", "--listen=0.0.0.0:1", "migrate", "--email", "a", NULL};
+    char *argv2[] = {"x",       "--db-threads", "9", "--listen=0.0.0.0:1",
+                     "migrate", "--email",      "a", NULL};
     char *pos[8];
     int npos = 0;
     cr_assert_eq(cfg_load(&c, 7, argv2, 1, pos, &npos, err, sizeof err), 0, "%s", err);
@@ -104,7 +106,7 @@ Test(cur, minor_units_of_iso_4217) {
     static const struct {
         char code[4];
         int minor;
-    } t[] = {{"USD", 2}, {"EUR", 2}, {"JPY", 0}, {"KWD", 3}, {"BHD", 3}, {"CLF", 4},
+    } t[] = {{"USD", 2}, {"EUR", 2}, {"JPY", 0},  {"KWD", 3},  {"BHD", 3}, {"CLF", 4},
              {"KRW", 0}, {"CHF", 2}, {"XYZ", -1}, {"usd", -1}, {"US", -1}, {"", -1}};
     for (size_t i = 0; i < ML_ARRAY_LEN(t); i++)
         cr_expect_eq(cur_minor_units(t[i].code), t[i].minor, "%s", t[i].code);
@@ -119,7 +121,8 @@ Test(rnd, tokens_hashes_and_passwords) {
     rnd_token("mk_", b);
     cr_expect_eq(strlen(a), 3 + 43, "256 bits in base64url: %s", a);
     cr_expect_str_neq(a, b);
-    cr_expect(strspn(a + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == 43);
+    cr_expect(strspn(a + 3, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+              43);
     char h[RND_HASH_HEX];
     rnd_sha256_hex("abc", 3, h);
     cr_expect_str_eq(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
@@ -156,9 +159,9 @@ Test(rds, url_parsing) {
     cr_expect_eq(u.db, 0);
     cr_assert_eq(rds_url_parse("redis://user:pw@h:1/", &u, err, sizeof err), 0);
     cr_expect_str_eq(u.password, "pw");
-    static const char *const bad[] = {"http://x", "redis://", "redis://h:0", "redis://h:70000",
-                                      "redis://h:12x", "redis://h/abc", "redis://h/-1",
-                                      "redis://h?x"};
+    static const char *const bad[] = {"http://x",        "redis://",      "redis://h:0",
+                                      "redis://h:70000", "redis://h:12x", "redis://h/abc",
+                                      "redis://h/-1",    "redis://h?x"};
     for (size_t i = 0; i < ML_ARRAY_LEN(bad); i++)
         cr_expect_eq(rds_url_parse(bad[i], &u, err, sizeof err), -1, "%s accepted", bad[i]);
 }

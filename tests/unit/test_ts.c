@@ -74,47 +74,89 @@ Test(ts_parse, accepts_valid_forms) {
         int64_t got = 42;
         int rc = ts_parse(c->in, strlen(c->in), &got);
         cr_expect_eq(rc, 0, "ts_parse(%s) failed", c->in);
-        cr_expect_eq(got, c->us, "ts_parse(%s) = %" PRId64 ", want %" PRId64, c->in, got,
-                     c->us);
+        cr_expect_eq(got, c->us, "ts_parse(%s) = %" PRId64 ", want %" PRId64, c->in, got, c->us);
     }
 }
 
 static const char *const parse_bad[] = {
     /* impossible dates */
-    "2026-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2100-02-29T00:00:00Z",
-    "2023-02-29T00:00:00Z", "2024-02-30T00:00:00Z", "2024-04-31T00:00:00Z",
-    "2024-06-31T00:00:00Z", "2024-09-31T00:00:00Z", "2024-11-31T00:00:00Z",
-    "2024-01-32T00:00:00Z", "2024-00-10T00:00:00Z", "2024-13-01T00:00:00Z",
-    "2024-01-00T00:00:00Z", "0000-01-01T00:00:00Z",
+    "2026-02-29T00:00:00Z",
+    "1900-02-29T00:00:00Z",
+    "2100-02-29T00:00:00Z",
+    "2023-02-29T00:00:00Z",
+    "2024-02-30T00:00:00Z",
+    "2024-04-31T00:00:00Z",
+    "2024-06-31T00:00:00Z",
+    "2024-09-31T00:00:00Z",
+    "2024-11-31T00:00:00Z",
+    "2024-01-32T00:00:00Z",
+    "2024-00-10T00:00:00Z",
+    "2024-13-01T00:00:00Z",
+    "2024-01-00T00:00:00Z",
+    "0000-01-01T00:00:00Z",
     /* out-of-range time fields */
-    "2024-01-01T24:00:00Z", "2024-01-01T23:60:00Z", "2024-01-01T23:59:61Z",
+    "2024-01-01T24:00:00Z",
+    "2024-01-01T23:60:00Z",
+    "2024-01-01T23:59:61Z",
     "2024-01-01T99:00:00Z",
     /* second 60 where no leap second can be */
-    "2024-01-01T12:00:60Z", "2026-10-30T23:59:60Z", "2016-12-31T23:58:60Z",
-    "2016-12-31T23:59:60+01:00", "2016-12-31T23:59:60-00:01",
+    "2024-01-01T12:00:60Z",
+    "2026-10-30T23:59:60Z",
+    "2016-12-31T23:58:60Z",
+    "2016-12-31T23:59:60+01:00",
+    "2016-12-31T23:59:60-00:01",
     /* offsets */
-    "2024-01-01T00:00:00+24:00", "2024-01-01T00:00:00-24:00", "2024-01-01T00:00:00+05:60",
-    "2024-01-01T00:00:00+0530", "2024-01-01T00:00:00+05", "2024-01-01T00:00:00+5:30",
-    "2024-01-01T00:00:00+05:3", "2024-01-01T00:00:00+05:30Z", "2024-01-01T00:00:00 +05:30",
-    "2024-01-01T00:00:00UTC", "2024-01-01T00:00:00GMT+1",
+    "2024-01-01T00:00:00+24:00",
+    "2024-01-01T00:00:00-24:00",
+    "2024-01-01T00:00:00+05:60",
+    "2024-01-01T00:00:00+0530",
+    "2024-01-01T00:00:00+05",
+    "2024-01-01T00:00:00+5:30",
+    "2024-01-01T00:00:00+05:3",
+    "2024-01-01T00:00:00+05:30Z",
+    "2024-01-01T00:00:00 +05:30",
+    "2024-01-01T00:00:00UTC",
+    "2024-01-01T00:00:00GMT+1",
     /* missing zone, empty or bad fraction */
-    "2024-01-01T00:00:00", "2024-01-01T00:00:00.5", "2024-01-01T00:00:00.Z",
-    "2024-01-01T00:00:00.1234567890Z", "2024-01-01T00:00:00,5Z", "2024-01-01T00:00:00.5.5Z",
-    "2024-01-01T00:00:00.-5Z", "2024-01-01T00:00Z",
+    "2024-01-01T00:00:00",
+    "2024-01-01T00:00:00.5",
+    "2024-01-01T00:00:00.Z",
+    "2024-01-01T00:00:00.1234567890Z",
+    "2024-01-01T00:00:00,5Z",
+    "2024-01-01T00:00:00.5.5Z",
+    "2024-01-01T00:00:00.-5Z",
+    "2024-01-01T00:00Z",
     /* separators and widths */
-    "2024/01/01T00:00:00Z", "2024-01-01X00:00:00Z", "2024-01-01_00:00:00Z",
-    "2024-01-01T00-00-00Z", "2024-01-01T00.00.00Z", "2024-01-01  00:00:00Z",
-    "2024-1-01T00:00:00Z", "2024-01-1T00:00:00Z", "24-01-01T00:00:00Z",
-    "2024-01-01T0:00:00Z", "+2024-01-01T00:00:00Z", "-2024-01-01T00:00:00Z",
-    "12024-01-01T00:00:00Z", "2024-01-01T00:00:00.\xd9\xa1Z",
+    "2024/01/01T00:00:00Z",
+    "2024-01-01X00:00:00Z",
+    "2024-01-01_00:00:00Z",
+    "2024-01-01T00-00-00Z",
+    "2024-01-01T00.00.00Z",
+    "2024-01-01  00:00:00Z",
+    "2024-1-01T00:00:00Z",
+    "2024-01-1T00:00:00Z",
+    "24-01-01T00:00:00Z",
+    "2024-01-01T0:00:00Z",
+    "+2024-01-01T00:00:00Z",
+    "-2024-01-01T00:00:00Z",
+    "12024-01-01T00:00:00Z",
+    "2024-01-01T00:00:00.\xd9\xa1Z",
     /* garbage around it */
-    " 2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z ", "2024-01-01T00:00:00ZZ",
+    " 2024-01-01T00:00:00Z",
+    "2024-01-01T00:00:00Z ",
+    "2024-01-01T00:00:00ZZ",
     "2024-01-01T00:00:00Z\n",
     /* years that leave 0001..9999 once the offset is applied */
-    "0001-01-01T00:00:00+00:01", "9999-12-31T23:59:59-00:01",
+    "0001-01-01T00:00:00+00:01",
+    "9999-12-31T23:59:59-00:01",
     "9999-12-31T23:59:59.999999-00:01",
     /* too short */
-    "", "2", "2024-01-01", "2024-01-01T", "2024-01-01T00:00:0Z", "Z",
+    "",
+    "2",
+    "2024-01-01",
+    "2024-01-01T",
+    "2024-01-01T00:00:0Z",
+    "Z",
 };
 
 Test(ts_parse, rejects_invalid_forms) {
@@ -128,10 +170,15 @@ Test(ts_parse, rejects_invalid_forms) {
 
 Test(ts_parse, reads_only_len_bytes) {
     /* Exact-size heap copies: ASan reports any read past len. */
-    static const struct { const char *in; size_t len; int rc; int64_t us; } rows[] = {
+    static const struct {
+        const char *in;
+        size_t len;
+        int rc;
+        int64_t us;
+    } rows[] = {
         {"2024-02-29T00:00:00Zjunk", 20, 0, 1709164800 * S},
         {"2024-02-29T00:00:00.5Z", 22, 0, 1709164800 * S + 500000},
-        {"2024-02-29T00:00:00.5Z", 21, -1, 0},  /* "...00.5" without zone */
+        {"2024-02-29T00:00:00.5Z", 21, -1, 0}, /* "...00.5" without zone */
         {"2024-02-29T00:00:00Z", 19, -1, 0},
         {"2024-02-29T00:00:00+05:30", 24, -1, 0},
         {"2024-02-29T00:00:00+05:30", 25, 0, 1709145000 * S},
@@ -158,7 +205,11 @@ Test(ts_parse, null_arguments_fail) {
 }
 
 Test(ts_parse_date_or_time, accepts_dates_and_times) {
-    static const struct { const char *in; int rc; int64_t us; } rows[] = {
+    static const struct {
+        const char *in;
+        int rc;
+        int64_t us;
+    } rows[] = {
         {"2024-02-29", 0, 1709164800 * S},
         {"2000-02-29", 0, 951782400 * S},
         {"1970-01-01", 0, 0},
@@ -188,7 +239,10 @@ Test(ts_parse_date_or_time, accepts_dates_and_times) {
 }
 
 Test(ts_format, formats_sub_seconds_as_3_or_6_digits) {
-    static const struct { int64_t us; const char *out; } rows[] = {
+    static const struct {
+        int64_t us;
+        const char *out;
+    } rows[] = {
         {0, "1970-01-01T00:00:00Z"},
         {1, "1970-01-01T00:00:00.000001Z"},
         {10, "1970-01-01T00:00:00.000010Z"},
@@ -217,14 +271,16 @@ Test(ts_format, formats_sub_seconds_as_3_or_6_digits) {
         char buf[TS_FMT_MAX];
         int n = ts_format(rows[i].us, buf, sizeof buf);
         cr_expect_eq(n, (int)strlen(rows[i].out), "%" PRId64 ": length %d", rows[i].us, n);
-        if (n >= 0)
-            cr_expect_str_eq(buf, rows[i].out, "%" PRId64, rows[i].us);
+        if (n >= 0) cr_expect_str_eq(buf, rows[i].out, "%" PRId64, rows[i].us);
     }
 }
 
 Test(ts_format, rejects_out_of_range_and_small_buffers) {
     static const int64_t bad[] = {
-        -62135596800 * S - 1, 253402300799999999LL + 1, INT64_MIN, INT64_MAX,
+        -62135596800 * S - 1,
+        253402300799999999LL + 1,
+        INT64_MIN,
+        INT64_MAX,
     };
     char buf[TS_FMT_MAX + 8];
     for (size_t i = 0; i < ML_ARRAY_LEN(bad); i++)
@@ -237,8 +293,8 @@ Test(ts_format, rejects_out_of_range_and_small_buffers) {
 /* Canonical strings survive parse -> format unchanged. */
 Test(ts_roundtrip, canonical_strings) {
     static const char *const rows[] = {
-        "1970-01-01T00:00:00Z", "2024-02-29T23:59:59.999Z", "2000-02-29T00:00:00.000001Z",
-        "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "1600-03-01T12:00:00.500Z",
+        "1970-01-01T00:00:00Z",        "2024-02-29T23:59:59.999Z",    "2000-02-29T00:00:00.000001Z",
+        "0001-01-01T00:00:00Z",        "9999-12-31T23:59:59.999999Z", "1600-03-01T12:00:00.500Z",
         "1969-12-31T23:59:59.123456Z", "2026-10-01T13:00:00Z",
     };
     for (size_t i = 0; i < ML_ARRAY_LEN(rows); i++) {
@@ -260,8 +316,8 @@ Test(ts_roundtrip, instants_across_the_range) {
         char buf[TS_FMT_MAX];
         x = x * 6364136223846793005ull + 1442695040888963407ull;
         us = lo + (int64_t)((x >> 1) % (uint64_t)(hi - lo + 1));
-        if (i % 3 == 0) us -= us % 1000;  /* exercise the ".mmm" form too */
-        if (i % 5 == 0) us -= us % S;     /* and whole seconds */
+        if (i % 3 == 0) us -= us % 1000; /* exercise the ".mmm" form too */
+        if (i % 5 == 0) us -= us % S;    /* and whole seconds */
         if (us < lo) us = lo;
         if (ts_format(us, buf, sizeof buf) < 0 || ts_parse(buf, strlen(buf), &back) != 0 ||
             back != us) {
@@ -272,8 +328,12 @@ Test(ts_roundtrip, instants_across_the_range) {
 }
 
 Test(ts_civil, known_days) {
-    static const struct { int y; unsigned m, d; int64_t days; } rows[] = {
-        {1970, 1, 1, 0},    {1969, 12, 31, -1}, {2000, 3, 1, 11017},   {2000, 2, 29, 11016},
+    static const struct {
+        int y;
+        unsigned m, d;
+        int64_t days;
+    } rows[] = {
+        {1970, 1, 1, 0},    {1969, 12, 31, -1},      {2000, 3, 1, 11017},  {2000, 2, 29, 11016},
         {1, 1, 1, -719162}, {9999, 12, 31, 2932896}, {2024, 2, 29, 19782}, {1600, 2, 29, -135081},
         {0, 3, 1, -719468}, {-1, 12, 31, -719529},
     };
@@ -283,8 +343,8 @@ Test(ts_civil, known_days) {
         int64_t z = ts_days_from_civil(rows[i].y, rows[i].m, rows[i].d);
         cr_expect_eq(z, rows[i].days, "%d-%u-%u -> %" PRId64, rows[i].y, rows[i].m, rows[i].d, z);
         ts_civil_from_days(rows[i].days, &y, &m, &d);
-        cr_expect(y == rows[i].y && m == rows[i].m && d == rows[i].d,
-                  "%" PRId64 " -> %d-%u-%u", rows[i].days, y, m, d);
+        cr_expect(y == rows[i].y && m == rows[i].m && d == rows[i].d, "%" PRId64 " -> %d-%u-%u",
+                  rows[i].days, y, m, d);
     }
 }
 
@@ -303,7 +363,8 @@ Test(ts_civil, every_day_of_years_1_to_9999) {
                 unsigned mm, dd;
                 ts_civil_from_days(z, &yy, &mm, &dd);
                 if (ts_days_from_civil(y, m, d) != z || yy != y || mm != m || dd != d) {
-                    if (bad++ < 5) cr_expect(0, "mismatch at %d-%u-%u (day %" PRId64 ")", y, m, d, z);
+                    if (bad++ < 5)
+                        cr_expect(0, "mismatch at %d-%u-%u (day %" PRId64 ")", y, m, d, z);
                 }
             }
         }
@@ -323,7 +384,7 @@ Test(ts_civil, extreme_days_do_not_overflow) {
 
 Test(ts_now, is_a_plausible_present) {
     int64_t a = ts_now(), b = ts_now();
-    cr_expect_gt(a, 1704067200 * S, "before 2024: %" PRId64, a);   /* 2024-01-01 */
-    cr_expect_lt(a, 4102444800 * S, "after 2100: %" PRId64, a);    /* 2100-01-01 */
+    cr_expect_gt(a, 1704067200 * S, "before 2024: %" PRId64, a); /* 2024-01-01 */
+    cr_expect_lt(a, 4102444800 * S, "after 2100: %" PRId64, a);  /* 2100-01-01 */
     cr_expect_geq(b, a);
 }
