@@ -1,10 +1,15 @@
 /* demo.c — demo data: "Demo Trucking" with an owner login, twelve sites as
- * customers, the four metrics of ../shared/tools/gen_usage.py and a plan that
- * uses every charge model.
+ * customers, the four metrics of ../shared/tools/gen_usage.py, a plan that
+ * uses every charge model, and a month of usage (the previous calendar month).
  *
- * DESIGN — Goes through the same repositories as the API, so demo rows obey
- * the same rules.  Idempotent: if the organization "demo-trucking" exists,
- * nothing is written.  All in one transaction: a failure leaves nothing.
+ * DESIGN — Goes through the same repositories and the same usage insert path
+ * as the API and workers, so demo rows obey the same rules.  The catalog is
+ * written in one transaction, only if the organization "demo-trucking" does
+ * not exist yet.  The usage is generated deterministically, the way
+ * gen_usage.py does it (seeded PRNG, same metric ranges and fractional
+ * quantities, integer arithmetic only), with event ids demo-<month>-<n>; it is
+ * loaded every time and deduplicated by event id, so a second run (or a run
+ * after a failure half-way) adds exactly what is missing.
  */
 #include "fmacros.h"
 #include "demo.h"
@@ -12,6 +17,9 @@
 #include "log.h"
 #include "repo.h"
 #include "rnd.h"
+#include "ts.h"
+#include "usage.h"
+#include <stdlib.h>
 
 static const char *const k_metrics[] = {
     "{\"code\":\"api_calls\",\"name\":\"API calls\",\"aggregation\":\"sum\",\"unit\":\"call\"}",
@@ -39,13 +47,109 @@ static const char *const k_cities[] = {"Phoenix", "Dallas",         "Denver",  "
                                        "Reno",    "Columbus",       "Memphis", "Tucson",
                                        "Laredo",  "Salt Lake City", "Fresno",  "Zürich"};
 
+#define DEMO_EVENTS 30000
+#define DEMO_CHUNK 5000
+
+/* splitmix64: small, fast, deterministic */
+static uint64_t next_rand(uint64_t *st) {
+    uint64_t z = (*st += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static const struct {
+    const char *code;
+    int lo, hi;
+} k_ranges[] = {{"api_calls", 1, 50}, {"vm_uptime_minutes", 1, 60}, {"cpu_seconds", 1, 3600},
+                {"storage_gb_hours", 1, 500}};
+static const char *const k_fracs[] = {"", "", "", ".5", ".25", ".125"};
+
+typedef struct demo_text {
+    char event_id[40];
+    char quantity[24];
+    char at[TS_FMT_MAX];
+} demo_text;
+
+/* Generates and loads the previous calendar month's usage. */
+static int load_usage(db *d, long long org_id, char *err, size_t errlen) {
+    db_err e;
+    json_t *cust = NULL, *met = NULL;
+    if (repo_customer_ids(d, &e, org_id, &cust) != REPO_OK ||
+        repo_metric_ids(d, &e, org_id, &met) != REPO_OK) {
+        json_decref(cust);
+        snprintf(err, errlen, "%s", e.msg);
+        return -1;
+    }
+    int y;
+    unsigned m, day;
+    ts_civil_from_days(ts_now() / 86400000000LL, &y, &m, &day);
+    if (--m == 0) {
+        m = 12;
+        y--;
+    }
+    unsigned days = (unsigned)(ts_days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) -
+                               ts_days_from_civil(y, m, 1));
+    int64_t start = ts_days_from_civil(y, m, 1) * 86400000000LL;
+    int64_t span_ms = (int64_t)days * 86400000LL;
+    char tmin[TS_FMT_MAX], tmax[TS_FMT_MAX];
+    ts_format(start, tmin, sizeof tmin);
+    ts_format(start + span_ms * 1000 - 1, tmax, sizeof tmax);
+
+    db_usage_row *rows = calloc(DEMO_CHUNK, sizeof *rows);
+    demo_text *txt = calloc(DEMO_CHUNK, sizeof *txt);
+    int rc = rows && txt ? 0 : -1;
+    if (rc) snprintf(err, errlen, "out of memory");
+    uint64_t st = 7;
+    long long inserted = 0;
+    for (int base = 0; rc == 0 && base < DEMO_EVENTS; base += DEMO_CHUNK) {
+        size_t n = 0;
+        for (int i = base; i < base + DEMO_CHUNK && i < DEMO_EVENTS; i++, n++) {
+            char ext[16];
+            snprintf(ext, sizeof ext, "site-%05d", (int)(next_rand(&st) % 12) + 1);
+            size_t k = (size_t)(next_rand(&st) % ML_ARRAY_LEN(k_ranges));
+            int64_t at = start + (int64_t)(next_rand(&st) % (uint64_t)span_ms) * 1000;
+            int q = k_ranges[k].lo +
+                    (int)(next_rand(&st) % (uint64_t)(k_ranges[k].hi - k_ranges[k].lo + 1));
+            const char *frac = k_fracs[next_rand(&st) % ML_ARRAY_LEN(k_fracs)];
+            snprintf(txt[n].event_id, sizeof txt[n].event_id, "demo-%04d%02u-%06d", y, m, i);
+            snprintf(txt[n].quantity, sizeof txt[n].quantity, "%d%s", q, frac);
+            ts_format(at, txt[n].at, sizeof txt[n].at);
+            rows[n] = (db_usage_row){org_id,
+                                     json_integer_value(json_object_get(cust, ext)),
+                                     json_integer_value(json_object_get(met, k_ranges[k].code)),
+                                     txt[n].event_id, txt[n].quantity, txt[n].at, NULL};
+            if (!rows[n].customer_id || !rows[n].metric_id) {
+                snprintf(err, errlen, "demo customer %s or metric %s is missing", ext,
+                         k_ranges[k].code);
+                rc = -1;
+                break;
+            }
+        }
+        db_usage_result res;
+        if (rc == 0 && db_usage_insert(d, &e, rows, n, tmin, tmax, &res)) {
+            snprintf(err, errlen, "usage: %s", e.msg);
+            rc = -1;
+        }
+        if (rc == 0) inserted += res.inserted;
+    }
+    free(rows);
+    free(txt);
+    json_decref(cust);
+    json_decref(met);
+    if (rc == 0)
+        LOG_KV(LOG_INFO, "demo usage loaded", LF_S("from", tmin), LF_I("events", DEMO_EVENTS),
+               LF_I("new", inserted));
+    return rc;
+}
+
 int demo_load(db *d, char *err, size_t errlen) {
     db_err e;
     long long org_id;
     int rc = repo_org_by_slug(d, &e, "demo-trucking", &org_id);
     if (rc == REPO_OK) {
-        LOG_KV(LOG_INFO, "demo data already loaded", LF_I("org_id", org_id));
-        return 0;
+        LOG_KV(LOG_INFO, "demo catalog already loaded", LF_I("org_id", org_id));
+        return load_usage(d, org_id, err, errlen);
     }
     if (rc == REPO_ERR) {
         snprintf(err, errlen, "%s", e.msg);
@@ -92,8 +196,8 @@ int demo_load(db *d, char *err, size_t errlen) {
         json_decref(out);
     }
     if (db_commit(d, &e)) goto fail;
-    LOG_KV(LOG_INFO, "demo data loaded", LF_I("org_id", org_id));
-    return 0;
+    LOG_KV(LOG_INFO, "demo catalog loaded", LF_I("org_id", org_id));
+    return load_usage(d, org_id, err, errlen);
 fail_field:
     if (rc != REPO_ERR) {
         db_rollback(d);

@@ -86,6 +86,12 @@ int repo_metric_get(db *d, db_err *e, long long org_id, const char *code, json_t
 int repo_metrics_list(db *d, db_err *e, long long org_id, int limit, const char *after,
                       json_t **rows, char **next);
 
+/* Maps of the organization's customers (external_id -> id) and metrics
+ * (code -> id), as JSON objects of integers: the lookups usage ingestion
+ * needs. */
+int repo_customer_ids(db *d, db_err *e, long long org_id, json_t **map);
+int repo_metric_ids(db *d, db_err *e, long long org_id, json_t **map);
+
 /* ---- plans ---- */
 /* in: validated plan with charges; tiers already normalized.  The caller wraps
  * it in a transaction (db_begin / db_commit) so a failing charge leaves no plan. */

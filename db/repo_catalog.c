@@ -280,3 +280,34 @@ int repo_plans_list(db *d, db_err *e, long long org_id, int limit, const char *a
                           org, after, lim);
     return repo_page(r, e, limit, "id", rows, next);
 }
+
+/* ---- id maps ---------------------------------------------------------- */
+
+static int id_map(PGresult *r, db_err *e, json_t **map) {
+    if (!r) return REPO_ERR;
+    json_t *m = json_object();
+    for (int i = 0; m && i < PQntuples(r); i++) {
+        if (json_object_set_new(m, PQgetvalue(r, i, 0),
+                                json_integer(strtoll(PQgetvalue(r, i, 1), NULL, 10)))) {
+            json_decref(m);
+            m = NULL;
+        }
+    }
+    PQclear(r);
+    if (!m) return repo_oom(e);
+    *map = m;
+    return REPO_OK;
+}
+
+int repo_customer_ids(db *d, db_err *e, long long org_id, json_t **map) {
+    char org[24];
+    org_text(org_id, org);
+    return id_map(DB_EXEC(d, e, "SELECT external_id, id FROM customers WHERE org_id = $1", org),
+                  e, map);
+}
+
+int repo_metric_ids(db *d, db_err *e, long long org_id, json_t **map) {
+    char org[24];
+    org_text(org_id, org);
+    return id_map(DB_EXEC(d, e, "SELECT code, id FROM metrics WHERE org_id = $1", org), e, map);
+}

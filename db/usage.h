@@ -1,0 +1,43 @@
+/* usage.h — the one path by which usage events enter PostgreSQL (prefix
+ * db_usage_).
+ *
+ * DESIGN — A batch is COPY'd into a per-connection temporary staging table,
+ * then one statement, inside one transaction: keeps the first occurrence of
+ * each (org, event_id) in the batch, claims the event ids in the
+ * usage_event_ids ledger (ON CONFLICT DO NOTHING), inserts exactly the rows
+ * whose claim succeeded into usage_events, and adds exactly those rows to the
+ * 15-minute usage_rollup.  An event id seen before — in this batch, another
+ * batch, or months ago — is counted once, forever; running the same batch
+ * twice (a retried job) changes nothing.  Concurrent batches are safe: a
+ * competing claim waits for the other transaction and then loses.
+ * Rows must be validated by the caller (known customer and metric of org_id,
+ * quantity >= 0 with at most 12 decimal places, RFC 3339 time).
+ */
+#ifndef ML_USAGE_H
+#define ML_USAGE_H
+#include "db.h"
+#include <stddef.h>
+
+typedef struct db_usage_row {
+    long long org_id;
+    long long customer_id;   /* customers.id */
+    long long metric_id;     /* metrics.id */
+    const char *event_id;    /* 1..128 printable characters */
+    const char *quantity;    /* decimal text */
+    const char *occurred_at; /* RFC 3339 */
+    const char *properties;  /* JSON object text or NULL */
+} db_usage_row;
+
+typedef struct db_usage_result {
+    long long rows;        /* rows handed in */
+    long long inserted;    /* new events stored and counted */
+    long long duplicates;  /* rows - inserted */
+} db_usage_result;
+
+/* Inserts rows[0..n) in its own transaction.  0 ok, -1 with e (nothing
+ * written).  occurred_min/max (RFC 3339) bound the batch's times, used to
+ * create monthly partitions ahead of the insert. */
+int db_usage_insert(db *d, db_err *e, const db_usage_row *rows, size_t n,
+                    const char *occurred_min, const char *occurred_max, db_usage_result *out);
+
+#endif
