@@ -135,7 +135,11 @@ static void on_peer_readable(evutil_socket_t fd, short what, void *arg) {
     api_req *r = arg;
     char c;
     ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
+    if (n > 0) return; /* one-shot: no longer watched */
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (event_add(r->watch, NULL) != 0) log_msg(LOG_WARN, "cannot re-arm peer watch");
+        return;
+    }
     struct evhttp_request *ev = r->ev;
     r->ev = NULL;
     atomic_store(&r->gone, true);
@@ -185,7 +189,8 @@ static void finish(api_req *r) {
         if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);
         struct evkeyvalq *oh = evhttp_request_get_output_headers(ev);
         evhttp_add_header(oh, "X-Request-Id", r->request_id);
-        evhttp_add_header(oh, "Content-Type", r->ctype ? r->ctype : "application/json");
+        if (r->status != 204 && r->status != 304)
+            evhttp_add_header(oh, "Content-Type", r->ctype ? r->ctype : "application/json");
         evhttp_add_header(oh, "Cache-Control", "no-store");
         evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
         for (int i = 0; i < r->nh; i++) evhttp_add_header(oh, r->hk[i], r->hv[i]);
