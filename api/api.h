@@ -137,6 +137,12 @@ void api_invalid1(api_req *r, const char *field, const char *fmt, ...)
 void api_db_fail(api_req *r, const db_err *e);
 void api_header(api_req *r, const char *k, const char *v);
 
+/* Checks the JSON body against spec, then runs extra (may be NULL) for the
+ * rules a table cannot say; every problem is collected.  Returns true when
+ * valid; otherwise it has replied 422 (or 503) and returns false. */
+typedef void (*api_check_fn)(const json_t *body, jx_errs *e);
+bool api_validate(api_req *r, const jx_field *spec, api_check_fn extra);
+
 /* ---- request accessors ---- */
 /* Decoded query parameter or NULL (first occurrence). Caller frees. */
 char *api_query_dup(const api_req *r, const char *key);

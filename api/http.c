@@ -243,3 +243,17 @@ char *api_cursor_decode(const char *c) {
     out[len] = '\0';
     return (char *)out;
 }
+
+bool api_validate(api_req *r, const jx_field *spec, api_check_fn extra) {
+    jx_errs *e = jx_errs_new();
+    if (!e) {
+        api_err(r, 503, "unavailable", "out of memory");
+        return false;
+    }
+    jx_check(r->json, spec, NULL, e);
+    if (extra) extra(r->json, e);
+    bool ok = jx_errs_count(e) == 0;
+    if (!ok) api_invalid(r, e);
+    jx_errs_free(e);
+    return ok;
+}

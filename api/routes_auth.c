@@ -73,8 +73,7 @@ static int new_session(api_req *r, const char *user_id, char token[RND_TOKEN_MAX
     return 0;
 }
 
-static void reply_repo_err(api_req *r, int rc, const db_err *e, const repo_field *f,
-                           const char *what) {
+void api_reply_repo(api_req *r, int rc, const db_err *e, const repo_field *f, const char *what) {
     switch (rc) {
     case REPO_NOT_FOUND:
         api_err(r, 404, "not_found", "no such %s", what);
@@ -94,10 +93,6 @@ static void reply_repo_err(api_req *r, int rc, const db_err *e, const repo_field
     }
 }
 
-void api_reply_repo(api_req *r, int rc, const db_err *e, const repo_field *f, const char *what) {
-    reply_repo_err(r, rc, e, f, what);
-}
-
 /* ---- signup ----------------------------------------------------------- */
 
 static const jx_field k_signup[] = {
@@ -108,20 +103,10 @@ static const jx_field k_signup[] = {
     {NULL, 0, 0, 0, 0},
 };
 
+static void check_signup(const json_t *body, jx_errs *e) { check_email(e, body, "email"); }
+
 void h_signup(api_req *r) {
-    jx_errs *e = jx_errs_new();
-    if (!e) {
-        api_err(r, 503, "unavailable", "out of memory");
-        return;
-    }
-    jx_check(r->json, k_signup, NULL, e);
-    check_email(e, r->json, "email");
-    if (jx_errs_count(e)) {
-        api_invalid(r, e);
-        jx_errs_free(e);
-        return;
-    }
-    jx_errs_free(e);
+    if (!api_validate(r, k_signup, check_signup)) return;
     char pwhash[RND_PWHASH_MAX];
     if (rnd_password_hash(jx_str(r->json, "password"), pwhash)) {
         api_err(r, 503, "unavailable", "out of memory");
@@ -146,7 +131,7 @@ void h_signup(api_req *r) {
         json_decref(org);
         json_decref(user);
         {
-            reply_repo_err(r, rc, &de, &f, "user");
+            api_reply_repo(r, rc, &de, &f, "user");
             return;
         }
     }
@@ -187,17 +172,7 @@ static void rl_key(const api_req *r, const char *email, char out[96]) {
 }
 
 void h_login(api_req *r) {
-    jx_errs *e = jx_errs_new();
-    if (!e) {
-        api_err(r, 503, "unavailable", "out of memory");
-        return;
-    }
-    if (jx_check(r->json, k_login, NULL, e)) {
-        api_invalid(r, e);
-        jx_errs_free(e);
-        return;
-    }
-    jx_errs_free(e);
+    if (!api_validate(r, k_login, NULL)) return;
     char *email = lower_dup(jx_str(r->json, "email"));
     if (!email) {
         api_err(r, 503, "unavailable", "out of memory");
@@ -288,7 +263,7 @@ void h_login(api_req *r) {
     json_t *user = NULL;
     rc = repo_user_get(r->db, &de, uid, &user);
     if (rc != REPO_OK) {
-        reply_repo_err(r, rc, &de, NULL, "user");
+        api_reply_repo(r, rc, &de, NULL, "user");
         return;
     }
     api_json(r, 201, json_pack("{s:s, s:o, s:s}", "token", token, "user", user, "expires_at", exp));
@@ -310,7 +285,7 @@ void h_me(api_req *r) {
     if (r->who.org_id) {
         int rc = repo_org_get(r->db, &e, r->who.org_id, &org);
         if (rc != REPO_OK) {
-            reply_repo_err(r, rc, &e, NULL, "organization");
+            api_reply_repo(r, rc, &e, NULL, "organization");
             return;
         }
     }
@@ -331,7 +306,7 @@ void h_me(api_req *r) {
     if (rc != REPO_OK) {
         json_decref(org);
         {
-            reply_repo_err(r, rc, &e, NULL, "user");
+            api_reply_repo(r, rc, &e, NULL, "user");
             return;
         }
     }
@@ -348,24 +323,18 @@ static const jx_field k_user[] = {
     {NULL, 0, 0, 0, 0},
 };
 
-void h_users_create(api_req *r) {
-    jx_errs *e = jx_errs_new();
-    if (!e) {
-        api_err(r, 503, "unavailable", "out of memory");
-        return;
-    }
-    jx_check(r->json, k_user, NULL, e);
-    check_email(e, r->json, "email");
-    const char *role = jx_str(r->json, "role");
+/* users can be owners, finance, approvers or viewers — never platform admins */
+static void check_user(const json_t *body, jx_errs *e) {
+    check_email(e, body, "email");
+    const char *role = jx_str(body, "role");
     unsigned rb = role ? api_role_parse(role) : 0;
     if (role && !jx_errs_hasp(e, NULL, "role") && (rb == 0 || rb == ROLE_ADMIN))
         jx_errs_add(e, "role", "must be one of owner, finance, approver, viewer");
-    if (jx_errs_count(e)) {
-        api_invalid(r, e);
-        jx_errs_free(e);
-        return;
-    }
-    jx_errs_free(e);
+}
+
+void h_users_create(api_req *r) {
+    if (!api_validate(r, k_user, check_user)) return;
+    const char *role = jx_str(r->json, "role");
     char pwhash[RND_PWHASH_MAX];
     if (rnd_password_hash(jx_str(r->json, "password"), pwhash)) {
         api_err(r, 503, "unavailable", "out of memory");
@@ -377,7 +346,7 @@ void h_users_create(api_req *r) {
     int rc = repo_user_create(r->db, &de, r->who.org_id, jx_str(r->json, "email"),
                               jx_str(r->json, "name"), pwhash, role, &user, &f);
     if (rc != REPO_OK) {
-        reply_repo_err(r, rc, &de, &f, "user");
+        api_reply_repo(r, rc, &de, &f, "user");
         return;
     }
     api_json(r, 201, user);
@@ -393,7 +362,7 @@ void h_users_list(api_req *r) {
     int rc = repo_users_list(r->db, &e, r->who.org_id, limit, cursor, &rows, &next);
     free(cursor);
     if (rc != REPO_OK) {
-        reply_repo_err(r, rc, &e, NULL, "user");
+        api_reply_repo(r, rc, &e, NULL, "user");
         return;
     }
     api_page_reply(r, rows, next);
@@ -408,34 +377,37 @@ static const jx_field k_key[] = {
     {NULL, 0, 0, 0, 0},
 };
 
-void h_keys_create(api_req *r) {
-    jx_errs *e = jx_errs_new();
-    if (!e) {
-        api_err(r, 503, "unavailable", "out of memory");
-        return;
-    }
-    jx_check(r->json, k_key, NULL, e);
-    const json_t *scopes = json_object_get(r->json, "scopes");
-    bool read = false, usage = false;
+/* Scope bits of a scopes array; each unknown or repeated entry is reported
+ * when e is not NULL. */
+static unsigned scope_bits(const json_t *scopes, jx_errs *e) {
+    unsigned bits = 0;
     size_t i;
     const json_t *s;
     json_array_foreach(scopes, i, s) {
         const char *v = jx_is_string(s) ? json_string_value(s) : NULL;
-        char field[32];
-        snprintf(field, sizeof field, "scopes[%zu]", i);
-        if (v && !strcmp(v, "read") && !read)
-            read = true;
-        else if (v && !strcmp(v, "usage:write") && !usage)
-            usage = true;
-        else
+        unsigned b = !v                          ? 0
+                     : !strcmp(v, "read")        ? SCOPE_READ
+                     : !strcmp(v, "usage:write") ? SCOPE_USAGE_WRITE
+                                                 : 0;
+        if (b && !(bits & b)) {
+            bits |= b;
+        } else if (e) {
+            char field[32];
+            snprintf(field, sizeof field, "scopes[%zu]", i);
             jx_errs_add(e, field, "must be \"read\" or \"usage:write\", each at most once");
+        }
     }
-    if (jx_errs_count(e)) {
-        api_invalid(r, e);
-        jx_errs_free(e);
-        return;
-    }
-    jx_errs_free(e);
+    return bits;
+}
+
+static void check_key(const json_t *body, jx_errs *e) {
+    (void)scope_bits(json_object_get(body, "scopes"), e);
+}
+
+void h_keys_create(api_req *r) {
+    if (!api_validate(r, k_key, check_key)) return;
+    unsigned bits = scope_bits(json_object_get(r->json, "scopes"), NULL);
+    bool read = bits & SCOPE_READ, usage = bits & SCOPE_USAGE_WRITE;
     char key[RND_TOKEN_MAX], hash[RND_HASH_HEX], prefix[16];
     rnd_token("mk_", key);
     rnd_sha256_hex(key, strlen(key), hash);
@@ -446,7 +418,7 @@ void h_keys_create(api_req *r) {
     int rc = repo_apikey_create(r->db, &de, r->who.org_id, jx_str(r->json, "name"), hash, prefix,
                                 pg, r->who.kind == WHO_SESSION ? r->who.user_id : NULL, &out);
     if (rc != REPO_OK) {
-        reply_repo_err(r, rc, &de, NULL, "api key");
+        api_reply_repo(r, rc, &de, NULL, "api key");
         return;
     }
     json_object_set_new(out, "key", json_string(key));
@@ -458,7 +430,7 @@ void h_keys_list(api_req *r) {
     json_t *rows = NULL;
     int rc = repo_apikeys_list(r->db, &e, r->who.org_id, &rows);
     if (rc != REPO_OK) {
-        reply_repo_err(r, rc, &e, NULL, "api key");
+        api_reply_repo(r, rc, &e, NULL, "api key");
         return;
     }
     api_page_reply(r, rows, NULL);
@@ -468,7 +440,7 @@ void h_keys_delete(api_req *r) {
     db_err e;
     int rc = repo_apikey_revoke(r->db, &e, r->who.org_id, r->pv[0]);
     if (rc != REPO_OK) {
-        reply_repo_err(r, rc, &e, NULL, "api key");
+        api_reply_repo(r, rc, &e, NULL, "api key");
         return;
     }
     api_no_content(r);
@@ -488,6 +460,6 @@ void h_orgs_list(api_req *r) {
     if (rc == REPO_OK)
         api_page_reply(r, rows, next);
     else
-        reply_repo_err(r, rc, &e, NULL, "organization");
+        api_reply_repo(r, rc, &e, NULL, "organization");
     free(next);
 }

@@ -106,6 +106,39 @@ static bool reply_if_invalid(api_req *r, jx_errs *e) {
     return true;
 }
 
+/* GET of one object by its key (path parameter) in the caller's org. */
+typedef int (*repo_get_fn)(db *d, db_err *e, long long org_id, const char *key, json_t **out);
+static void get_one(api_req *r, repo_get_fn fn, const char *what) {
+    db_err de;
+    json_t *out = NULL;
+    int rc = fn(r->db, &de, r->who.org_id, r->pv[0], &out);
+    if (rc == REPO_OK)
+        api_json(r, 200, out);
+    else
+        api_reply_repo(r, rc, &de, NULL, what);
+}
+
+/* GET of a page of objects ordered by id (cursor = last id). */
+typedef int (*repo_list_fn)(db *d, db_err *e, long long org_id, int limit, const char *after,
+                            json_t **rows, char **next);
+static void list_page(api_req *r, repo_list_fn fn, const char *what) {
+    int limit;
+    char *cursor;
+    if (api_page_params(r, &limit, &cursor)) return;
+    if (int_cursor_ok(r, cursor)) {
+        db_err de;
+        json_t *rows = NULL;
+        char *next = NULL;
+        int rc = fn(r->db, &de, r->who.org_id, limit, cursor, &rows, &next);
+        if (rc == REPO_OK)
+            api_page_reply(r, rows, next);
+        else
+            api_reply_repo(r, rc, &de, NULL, what);
+        free(next);
+    }
+    free(cursor);
+}
+
 /* ---- customers -------------------------------------------------------- */
 
 static const jx_field k_address[] = {
@@ -225,15 +258,7 @@ void h_customers_update(api_req *r) {
     jx_errs_free(e);
 }
 
-void h_customers_get(api_req *r) {
-    db_err de;
-    json_t *out = NULL;
-    int rc = repo_customer_get(r->db, &de, r->who.org_id, r->pv[0], &out);
-    if (rc == REPO_OK)
-        api_json(r, 200, out);
-    else
-        api_reply_repo(r, rc, &de, NULL, "customer");
-}
+void h_customers_get(api_req *r) { get_one(r, repo_customer_get, "customer"); }
 
 void h_customers_list(api_req *r) {
     int limit;
@@ -289,16 +314,10 @@ static const jx_field k_metric[] = {
     {NULL, 0, 0, 0, 0},
 };
 
-void h_metrics_create(api_req *r) {
-    jx_errs *e = jx_errs_new();
-    if (!e) {
-        api_err(r, 503, "unavailable", "out of memory");
-        return;
-    }
-    jx_check(r->json, k_metric, NULL, e);
-    check_code(r->json, "code", NULL, e);
-    const char *agg = jx_str(r->json, "aggregation");
-    const char *up = jx_str(r->json, "unique_property");
+static void check_metric(const json_t *body, jx_errs *e) {
+    check_code(body, "code", NULL, e);
+    const char *agg = jx_str(body, "aggregation");
+    const char *up = jx_str(body, "unique_property");
     if (jx_errs_hasp(e, NULL, "aggregation")) agg = NULL; /* the table refused it already */
     if (agg && strcmp(agg, "sum") && strcmp(agg, "count") && strcmp(agg, "max") &&
         strcmp(agg, "unique_count"))
@@ -307,46 +326,23 @@ void h_metrics_create(api_req *r) {
         jx_errs_add(e, "unique_property", "is required when aggregation is unique_count");
     else if (agg && strcmp(agg, "unique_count") && up)
         jx_errs_add(e, "unique_property", "is only allowed when aggregation is unique_count");
-    if (!reply_if_invalid(r, e)) {
-        db_err de;
-        repo_field f = {{0}, {0}};
-        json_t *out = NULL;
-        int rc = repo_metric_create(r->db, &de, r->who.org_id, r->json, &out, &f);
-        if (rc == REPO_OK)
-            api_json(r, 201, out);
-        else
-            api_reply_repo(r, rc, &de, &f, "metric");
-    }
-    jx_errs_free(e);
 }
 
-void h_metrics_get(api_req *r) {
+void h_metrics_create(api_req *r) {
+    if (!api_validate(r, k_metric, check_metric)) return;
     db_err de;
+    repo_field f = {{0}, {0}};
     json_t *out = NULL;
-    int rc = repo_metric_get(r->db, &de, r->who.org_id, r->pv[0], &out);
+    int rc = repo_metric_create(r->db, &de, r->who.org_id, r->json, &out, &f);
     if (rc == REPO_OK)
-        api_json(r, 200, out);
+        api_json(r, 201, out);
     else
-        api_reply_repo(r, rc, &de, NULL, "metric");
+        api_reply_repo(r, rc, &de, &f, "metric");
 }
 
-void h_metrics_list(api_req *r) {
-    int limit;
-    char *cursor;
-    if (api_page_params(r, &limit, &cursor)) return;
-    if (int_cursor_ok(r, cursor)) {
-        db_err de;
-        json_t *rows = NULL;
-        char *next = NULL;
-        int rc = repo_metrics_list(r->db, &de, r->who.org_id, limit, cursor, &rows, &next);
-        if (rc == REPO_OK)
-            api_page_reply(r, rows, next);
-        else
-            api_reply_repo(r, rc, &de, NULL, "metric");
-        free(next);
-    }
-    free(cursor);
-}
+void h_metrics_get(api_req *r) { get_one(r, repo_metric_get, "metric"); }
+
+void h_metrics_list(api_req *r) { list_page(r, repo_metrics_list, "metric"); }
 
 /* ---- plans ------------------------------------------------------------ */
 
@@ -512,30 +508,6 @@ void h_plans_create(api_req *r) {
     jx_errs_free(e);
 }
 
-void h_plans_get(api_req *r) {
-    db_err de;
-    json_t *out = NULL;
-    int rc = repo_plan_get(r->db, &de, r->who.org_id, r->pv[0], &out);
-    if (rc == REPO_OK)
-        api_json(r, 200, out);
-    else
-        api_reply_repo(r, rc, &de, NULL, "plan");
-}
+void h_plans_get(api_req *r) { get_one(r, repo_plan_get, "plan"); }
 
-void h_plans_list(api_req *r) {
-    int limit;
-    char *cursor;
-    if (api_page_params(r, &limit, &cursor)) return;
-    if (int_cursor_ok(r, cursor)) {
-        db_err de;
-        json_t *rows = NULL;
-        char *next = NULL;
-        int rc = repo_plans_list(r->db, &de, r->who.org_id, limit, cursor, &rows, &next);
-        if (rc == REPO_OK)
-            api_page_reply(r, rows, next);
-        else
-            api_reply_repo(r, rc, &de, NULL, "plan");
-        free(next);
-    }
-    free(cursor);
-}
+void h_plans_list(api_req *r) { list_page(r, repo_plans_list, "plan"); }
