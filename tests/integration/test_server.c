@@ -282,3 +282,18 @@ Test(server, request_ids_metrics_openapi_and_ui, .timeout = 60) {
     fclose(f);
     cr_expect(seen, "a JSON log line carries the request id");
 }
+
+Test(server, migrate_is_idempotent, .timeout = 60) {
+    char cmd[1024], out[4096];
+    snprintf(cmd, sizeof cmd, "%s migrate 2>&1", th_api_bin());
+    for (int run = 0; run < 2; run++) {
+        FILE *p = popen(cmd, "r");
+        cr_assert(p);
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = '\0';
+        int st = pclose(p);
+        cr_expect_eq(st, 0, "migrate run %d: %s", run, out);
+        cr_expect(strstr(out, "\"msg\":\"database is up to date\",\"applied\":0") != NULL,
+                  "the test database is already migrated, so nothing is applied: %s", out);
+    }
+}
