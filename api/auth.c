@@ -49,12 +49,11 @@ static char *bearer_token(const api_req *r, bool *via_cookie) {
  * expect. */
 static bool origin_matches(const api_req *r, const char *origin) {
     if (!origin) return false;
-    size_t n = strlen(origin);
     const char *sep = strstr(origin, "://");
     if (!sep) return false;
     const char *host = sep + 3;
     size_t hl = strcspn(host, "/?#");
-    n = (size_t)(host - origin) + hl;
+    size_t n = (size_t)(host - origin) + hl; /* scheme://host[:port] */
     if (r->cfg->public_origin[0])
         return strlen(r->cfg->public_origin) == n && !strncasecmp(origin, r->cfg->public_origin, n);
     return r->h_host && strlen(r->h_host) == hl && !strncasecmp(host, r->h_host, hl);
