@@ -32,8 +32,9 @@ enum {
     S_COUNT
 };
 static const char *const k_names[S_COUNT] = {
-    "lua/enqueue.lua", "lua/reserve.lua", "lua/heartbeat.lua", "lua/progress.lua", "lua/ack.lua",
-    "lua/fail.lua",    "lua/promote.lua", "lua/reap.lua",      "lua/retry.lua",
+    "lua/enqueue_many.lua", "lua/reserve.lua",  "lua/heartbeat.lua",
+    "lua/progress.lua",     "lua/ack_many.lua", "lua/fail.lua",
+    "lua/promote.lua",      "lua/reap.lua",     "lua/retry.lua",
 };
 
 struct jq {
@@ -113,12 +114,12 @@ static int load_scripts(jq *q, char *err, size_t errlen) {
 static redisReply *run(jq *q, int script, int argc, const char **argv, const size_t *lens,
                        char *err, size_t errlen) {
     if (!q->loaded && load_scripts(q, err, errlen)) return NULL;
-    enum { MAXARGS = 64 };
-    const char *a[MAXARGS];
-    size_t l[MAXARGS];
-    if (ML_NEVER(argc + 4 > MAXARGS)) {
-        snprintf(err, errlen, "too many script arguments");
-        return NULL;
+    const char **a = malloc(sizeof *a * (size_t)(argc + 4));
+    size_t *l = malloc(sizeof *l * (size_t)(argc + 4));
+    redisReply *out = NULL;
+    if (!a || !l) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
     }
     for (int attempt = 0; attempt < 2; attempt++) {
         a[0] = "EVALSHA";
@@ -131,57 +132,26 @@ static redisReply *run(jq *q, int script, int argc, const char **argv, const siz
             l[4 + i] = lens ? lens[i] : strlen(argv[i]);
         }
         redisReply *rep = rds_cmdargv(q->r, err, errlen, argc + 4, a, l);
-        if (!rep) return NULL;
-        if (rep->type != REDIS_REPLY_ERROR) return rep;
+        if (!rep) goto done;
+        if (rep->type != REDIS_REPLY_ERROR) {
+            out = rep;
+            goto done;
+        }
         bool noscript = strncmp(rep->str, "NOSCRIPT", 8) == 0;
         snprintf(err, errlen, "%s: %s", k_names[script], rep->str);
         freeReplyObject(rep);
-        if (!noscript || attempt == 1 || load_scripts(q, err, errlen)) return NULL;
+        if (!noscript || attempt == 1 || load_scripts(q, err, errlen)) goto done;
     }
-    return NULL;
+done:
+    free(a);
+    free(l);
+    return out;
 }
 
 static long long int_reply(redisReply *rep) {
     long long v = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -999;
     freeReplyObject(rep);
     return v;
-}
-
-int jq_enqueue(jq *q, const char *type, long long org, const char *payload,
-               const jq_enqueue_opts *opts, char id[JQ_ID_MAX], bool *existing, char *err,
-               size_t errlen) {
-    char sorg[24], smax[16], snow[24], sdelay[24];
-    snprintf(sorg, sizeof sorg, "%lld", org);
-    int maxa = opts && opts->max_attempts > 0 ? opts->max_attempts : JQ_DEFAULT_MAX_ATTEMPTS;
-    snprintf(smax, sizeof smax, "%d", maxa);
-    snprintf(snow, sizeof snow, "%lld", (long long)now_ms());
-    snprintf(sdelay, sizeof sdelay, "%lld",
-             (long long)(opts && opts->delay_ms > 0 ? opts->delay_ms : 0));
-    const char *argv[] = {type,
-                          sorg,
-                          payload ? payload : "{}",
-                          smax,
-                          snow,
-                          sdelay,
-                          opts && opts->dedupe_key ? opts->dedupe_key : ""};
-    redisReply *rep = run(q, S_ENQUEUE, 7, argv, NULL, err, errlen);
-    if (!rep) return JQ_ERR;
-    int rc = JQ_ERR;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-        rep->element[0]->type == REDIS_REPLY_STRING && rep->element[0]->len < JQ_ID_MAX) {
-        memcpy(id, rep->element[0]->str, rep->element[0]->len + 1);
-        if (existing) *existing = rep->element[1]->integer == 1;
-        rc = JQ_OK;
-    } else {
-        snprintf(err, errlen, "enqueue: unexpected reply");
-    }
-    freeReplyObject(rep);
-    return rc;
-}
-
-void jq_job_clear(jq_job *j) {
-    free(j->payload);
-    memset(j, 0, sizeof *j);
 }
 
 static const char *elem_str(const redisReply *r, char *buf, size_t cap) {
@@ -191,6 +161,77 @@ static const char *elem_str(const redisReply *r, char *buf, size_t cap) {
         return buf;
     }
     return "";
+}
+
+int jq_enqueue_many(jq *q, jq_new *jobs, size_t n, char *err, size_t errlen) {
+    if (n == 0) return JQ_OK;
+    if (n > 100000) {
+        snprintf(err, errlen, "batch too large");
+        return JQ_ERR;
+    }
+    int argc = 2 + 6 * (int)n;
+    const char **argv = calloc((size_t)argc, sizeof *argv);
+    char(*nums)[3][24] = calloc(n, sizeof *nums); /* org, max_attempts, delay per job */
+    char snow[24], sn[24];
+    int rc = JQ_ERR;
+    if (!argv || !nums) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    snprintf(snow, sizeof snow, "%lld", (long long)now_ms());
+    snprintf(sn, sizeof sn, "%zu", n);
+    argv[0] = snow;
+    argv[1] = sn;
+    for (size_t i = 0; i < n; i++) {
+        const jq_new *j = &jobs[i];
+        snprintf(nums[i][0], 24, "%lld", j->org);
+        snprintf(nums[i][1], 24, "%d",
+                 j->opts.max_attempts > 0 ? j->opts.max_attempts : JQ_DEFAULT_MAX_ATTEMPTS);
+        snprintf(nums[i][2], 24, "%lld", (long long)(j->opts.delay_ms > 0 ? j->opts.delay_ms : 0));
+        const char **a = argv + 2 + 6 * i;
+        a[0] = j->type;
+        a[1] = nums[i][0];
+        a[2] = j->payload ? j->payload : "{}";
+        a[3] = nums[i][1];
+        a[4] = nums[i][2];
+        a[5] = j->opts.dedupe_key ? j->opts.dedupe_key : "";
+    }
+    redisReply *rep = run(q, S_ENQUEUE, argc, argv, NULL, err, errlen);
+    if (!rep) goto out;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 * n) {
+        rc = JQ_OK;
+        for (size_t i = 0; i < n; i++) {
+            char b[32];
+            const char *id = elem_str(rep->element[2 * i], b, sizeof b);
+            snprintf(jobs[i].id, sizeof jobs[i].id, "%s", id);
+            jobs[i].existing = rep->element[2 * i + 1]->integer == 1;
+        }
+    } else {
+        snprintf(err, errlen, "enqueue: unexpected reply");
+    }
+    freeReplyObject(rep);
+out:
+    free(argv);
+    free(nums);
+    return rc;
+}
+
+int jq_enqueue(jq *q, const char *type, long long org, const char *payload,
+               const jq_enqueue_opts *opts, char id[JQ_ID_MAX], bool *existing, char *err,
+               size_t errlen) {
+    jq_new j = {.type = type, .org = org, .payload = payload};
+    if (opts) j.opts = *opts;
+    int rc = jq_enqueue_many(q, &j, 1, err, errlen);
+    if (rc == JQ_OK) {
+        memcpy(id, j.id, JQ_ID_MAX);
+        if (existing) *existing = j.existing;
+    }
+    return rc;
+}
+
+void jq_job_clear(jq_job *j) {
+    free(j->payload);
+    memset(j, 0, sizeof *j);
 }
 
 int jq_reserve(jq *q, const char *const *types, size_t ntypes, const char *worker, jq_job *out,
@@ -286,13 +327,46 @@ int jq_progress(jq *q, const char *id, const char *worker, int pct, const char *
     return held_or_lost(run(q, S_PROGRESS, 4, argv, NULL, err, errlen));
 }
 
-int jq_ack(jq *q, const char *id, const char *worker, const char *result, char *err,
-           size_t errlen) {
-    char snow[24], sret[24];
+int jq_ack_many(jq *q, const char *worker, const char *const *ids, const char *const *results,
+                size_t n, int *status, char *err, size_t errlen) {
+    if (n == 0) return JQ_OK;
+    int argc = 4 + 2 * (int)n;
+    const char **argv = calloc((size_t)argc, sizeof *argv);
+    if (!argv) {
+        snprintf(err, errlen, "out of memory");
+        return JQ_ERR;
+    }
+    char snow[24], sret[24], sn[24];
     snprintf(snow, sizeof snow, "%lld", (long long)now_ms());
     snprintf(sret, sizeof sret, "%lld", (long long)q->retention_ms);
-    const char *argv[] = {id, worker, result ? result : "{}", snow, sret};
-    return held_or_lost(run(q, S_ACK, 5, argv, NULL, err, errlen));
+    snprintf(sn, sizeof sn, "%zu", n);
+    argv[0] = worker;
+    argv[1] = snow;
+    argv[2] = sret;
+    argv[3] = sn;
+    for (size_t i = 0; i < n; i++) {
+        argv[4 + 2 * i] = ids[i];
+        argv[5 + 2 * i] = results && results[i] ? results[i] : "{}";
+    }
+    redisReply *rep = run(q, S_ACK, argc, argv, NULL, err, errlen);
+    free(argv);
+    if (!rep) return JQ_ERR;
+    int rc = JQ_ERR;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == n) {
+        for (size_t i = 0; i < n; i++) status[i] = rep->element[i]->integer == 1 ? JQ_OK : JQ_LOST;
+        rc = JQ_OK;
+    } else {
+        snprintf(err, errlen, "ack: unexpected reply");
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int jq_ack(jq *q, const char *id, const char *worker, const char *result, char *err,
+           size_t errlen) {
+    int st = JQ_ERR;
+    if (jq_ack_many(q, worker, &id, &result, 1, &st, err, errlen) != JQ_OK) return JQ_ERR;
+    return st;
 }
 
 int64_t jq_backoff_ms(int attempt, int64_t base_ms, int64_t cap_ms, uint64_t rnd) {

@@ -21,6 +21,9 @@
  *                                ":retried_total" / ":dead_total" counters
  *   bq:{billing}:reaper          single-flight lock of the lease reaper
  *
+ * Enqueue and ack exist in batch form (one script run for many jobs): the
+ * single-job calls are batches of one, so there is one code path.
+ *
  * States: queued → active → succeeded | delayed (retry) | dead; delayed →
  * queued when due; dead → queued on jq_retry.  A job that is not acked before
  * its lease ends (worker killed, stuck, partitioned) is put back by the reaper
@@ -91,6 +94,18 @@ int jq_enqueue(jq *q, const char *type, long long org, const char *payload,
                const jq_enqueue_opts *opts, char id[JQ_ID_MAX], bool *existing, char *err,
                size_t errlen);
 
+/* Batch enqueue in one round trip and one script run: the same rules as
+ * jq_enqueue for each job; ids (and existing) are written back into jobs. */
+typedef struct jq_new {
+    const char *type;
+    long long org;
+    const char *payload;
+    jq_enqueue_opts opts;
+    char id[JQ_ID_MAX]; /* out */
+    bool existing;      /* out: dedupe returned an earlier job */
+} jq_new;
+int jq_enqueue_many(jq *q, jq_new *jobs, size_t n, char *err, size_t errlen);
+
 typedef struct jq_job {
     char id[JQ_ID_MAX];
     char type[JQ_TYPE_MAX];
@@ -120,6 +135,10 @@ int jq_progress(jq *q, const char *id, const char *worker, int pct, const char *
                 size_t errlen);
 /* Success with a JSON result (NULL = "{}").  JQ_OK / JQ_LOST / JQ_ERR. */
 int jq_ack(jq *q, const char *id, const char *worker, const char *result, char *err, size_t errlen);
+/* Acks n jobs held by worker in one round trip; status[i] is JQ_OK or JQ_LOST.
+ * Returns JQ_OK (statuses filled) or JQ_ERR.  results may be NULL. */
+int jq_ack_many(jq *q, const char *worker, const char *const *ids, const char *const *results,
+                size_t n, int *status, char *err, size_t errlen);
 /* Failure.  permanent → dead at once; else retried after backoff (see
  * jq_backoff_ms) unless the attempts are used up, then dead.  *dead (may be
  * NULL) tells which.  JQ_OK / JQ_LOST / JQ_ERR. */

@@ -350,3 +350,39 @@ Test(queue, wait_wakes_on_enqueue_and_times_out_otherwise) {
     jq_close(q);
     jq_close(p);
 }
+
+Test(queue, batch_enqueue_and_batch_ack) {
+    jq *q = open_q();
+    char t[64], err[256], key[96];
+    utype(t, "batch");
+    snprintf(key, sizeof key, "k:%s", t);
+    enum { N = 500 };
+    static jq_new jobs[N];
+    for (int i = 0; i < N; i++) {
+        jobs[i] = (jq_new){.type = t, .org = 7, .payload = "{\"i\":1}"};
+        if (i == 3 || i == 4) jobs[i].opts.dedupe_key = key; /* 4 returns 3's job */
+        if (i == 5) jobs[i].opts.delay_ms = 60000;
+    }
+    cr_assert_eq(jq_enqueue_many(q, jobs, N, err, sizeof err), JQ_OK, "%s", err);
+    cr_expect(!jobs[3].existing);
+    cr_expect(jobs[4].existing && !strcmp(jobs[4].id, jobs[3].id), "dedupe inside one batch");
+    cr_expect_eq(stat_of(q, t, "queued"), N - 2);
+    cr_expect_eq(stat_of(q, t, "delayed"), 1);
+    const char *types[] = {t};
+    static jq_job got[N];
+    int n = jq_reserve(q, types, 1, "w", got, N, err, sizeof err);
+    cr_assert_eq(n, N - 2, "%s", err);
+    cr_expect_str_eq(got[0].id, jobs[0].id, "FIFO across a batch");
+    static const char *ids[N];
+    static int status[N];
+    for (int i = 0; i < n; i++) ids[i] = got[i].id;
+    ids[n] = "999999999"; /* not held: reported lost, the rest unaffected */
+    cr_assert_eq(jq_ack_many(q, "w", ids, NULL, (size_t)n + 1, status, err, sizeof err), JQ_OK,
+                 "%s", err);
+    for (int i = 0; i < n; i++) cr_expect_eq(status[i], JQ_OK);
+    cr_expect_eq(status[n], JQ_LOST);
+    cr_expect_eq(stat_of(q, t, "active"), 0);
+    cr_expect_eq(stat_of(q, t, "succeeded_total"), N - 2);
+    for (int i = 0; i < n; i++) jq_job_clear(&got[i]);
+    jq_close(q);
+}
