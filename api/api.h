@@ -4,10 +4,11 @@
  * api_req (method, path, path parameters, query, headers we use, body, parsed
  * JSON) and then handed either to its handler right there (routes flagged
  * RT_INLINE: no database, never blocking) or to a database thread that owns
- * one PostgreSQL connection and one Redis connection.  Handlers never touch
- * evhttp: they fill the reply fields through api_json / api_err / ..., and the
- * loop thread that owns the connection sends exactly one reply.  If the client
- * has gone away meanwhile, the reply is dropped and the request freed.
+ * one PostgreSQL connection, one Redis connection and one job-queue client
+ * (jq, on a Redis connection of its own).  Handlers never touch evhttp: they
+ * fill the reply fields through api_json / api_err / ..., and the loop thread
+ * that owns the connection sends exactly one reply.  If the client has gone
+ * away meanwhile, the reply is dropped and the request freed.
  *
  * The route table (routes.c) is the single place where authentication, roles,
  * API-key scopes, body limits and the organization requirement are declared;
@@ -23,6 +24,7 @@
 #include "buf.h"
 #include "cfg.h"
 #include "db.h"
+#include "jq.h"
 #include "jx.h"
 #include "rds.h"
 
@@ -112,6 +114,7 @@ struct api_req {
     /* ---- database thread ---- */
     db *db;
     rds *redis;
+    jq *jq; /* the thread's job-queue client (its own Redis connection) */
     api_who who;
     /* ---- reply ---- */
     int status;
@@ -172,6 +175,12 @@ int api_authorize(api_req *r);
 void api_metrics_observe(int route_idx, int status, int64_t dur_us);
 void api_metrics_render(buf *b, const api_server *s);
 int api_metrics_init(size_t nroutes);
+/* Publishes a new job-queue snapshot (the JSON text of jq_stats, taken at
+ * at_us) for /metrics.  Called by the health thread about once a second; the
+ * text is rendered here, off the event loop, and swapped in under a mutex
+ * that /metrics holds only to copy it.  0, or -1 if the JSON is not a stats
+ * object or memory ran out (the previous snapshot stays). */
+int api_metrics_set_queue(const char *stats_json, int64_t at_us);
 
 /* match.c: matches a request path against a route pattern ("/v1/x/{id}",
  * "/ui/{*}").  On a match fills pv[0..*npv) with the decoded parameters

@@ -56,6 +56,13 @@ const api_route api_routes[] = {
      "plans_list"},
     {"GET", "/v1/plans/{code}", h_plans_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG, "plans_get"},
 
+    /* jobs (the queue in Redis) */
+    {"GET", "/v1/jobs/{id}", h_jobs_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
+     "jobs_get"},
+    {"GET", "/v1/admin/queues", h_admin_queues, ROLE_ADMIN, 0, NOBODY, 0, "admin_queues"},
+    {"POST", "/v1/admin/jobs/{id}/retry", h_admin_job_retry, ROLE_ADMIN, 0, NOBODY, 0,
+     "admin_job_retry"},
+
     /* web UI (static, embedded) */
     {"GET", "/", h_ui, 0, 0, NOBODY, RT_INLINE | RT_PUBLIC, "ui"},
     {"GET", "/ui/{*}", h_ui, 0, 0, NOBODY, RT_INLINE | RT_PUBLIC, "ui"},

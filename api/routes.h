@@ -35,6 +35,11 @@ void h_plans_create(api_req *r);
 void h_plans_list(api_req *r);
 void h_plans_get(api_req *r);
 
+/* jobs (routes_jobs.c) */
+void h_jobs_get(api_req *r);
+void h_admin_queues(api_req *r);
+void h_admin_job_retry(api_req *r);
+
 /* shared helpers (routes_auth.c) */
 bool api_valid_email(const char *s);
 /* Maps a repository result code to the API reply (404/409/422/500/503). */

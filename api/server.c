@@ -6,10 +6,11 @@
  * table, enforces body size and content type, parses JSON, then either runs
  * an RT_INLINE handler on the spot or pushes the request onto the database
  * queue.  BILLING_DB_THREADS database threads each own one PostgreSQL and one
- * Redis connection; they authorize, run the handler and push the finished
- * request onto its loop's completion list, waking the loop with event_active
+ * Redis connection and a job-queue client (r->jq, on a Redis connection of
+ * its own); they authorize, run the handler and push the finished request
+ * onto its loop's completion list, waking the loop with event_active
  * (libevent is built thread-aware: evthread_use_pthreads).  The loop sends the
- * reply.  Nothing in a loop thread waits on PostgreSQL.
+ * reply.  Nothing in a loop thread waits on PostgreSQL or Redis.
  *
  * A client may close its connection while its request waits.  libevent 2.1
  * stops reading a connection while its request is being handled, so it would
@@ -23,7 +24,12 @@
  * because the connection may carry later keep-alive requests.
  *
  * Health: a health thread checks PostgreSQL and Redis every 500 ms with its
- * own connections; /readyz reads the result without blocking.
+ * own connections; /readyz reads the result without blocking.  The same
+ * thread refreshes the job-queue snapshot for /metrics (jq_stats on its own
+ * jq client) about once a second, and only when Redis has just answered a
+ * PING, so an outage does not stall the health checks (a Redis that accepts
+ * and then hangs can still hold the thread up to jq's 5 s timeout).  /metrics
+ * renders the last snapshot, with its age, and never waits on Redis.
  *
  * Shutdown (SIGTERM/SIGINT, caught by sigwait in the main thread): stop
  * accepting, wait until every in-flight request has been answered (bounded by
@@ -262,6 +268,9 @@ static void *db_main(void *arg) {
     char err[256];
     db *d = db_open(s->cfg->database_url);
     rds *rd = rds_open(s->cfg->redis_url, 2000, err, sizeof err);
+    if (!rd) LOG_KV(LOG_ERROR, "database thread: no Redis client", LF_S("error", err));
+    jq *q = jq_open(s->cfg->redis_url, err, sizeof err);
+    if (!q) LOG_KV(LOG_ERROR, "database thread: no job-queue client", LF_S("error", err));
     for (;;) {
         pthread_mutex_lock(&s->qmu);
         while (!s->qhead && !s->qstop) pthread_cond_wait(&s->qcv, &s->qmu);
@@ -275,20 +284,23 @@ static void *db_main(void *arg) {
         atomic_fetch_add(&s->db_busy, 1);
         if (atomic_load(&r->gone)) {
             r->status = 499; /* client closed request: skip the work */
-        } else if (!d || !rd) {
+        } else if (!d || !rd || !q) {
             api_err(r, 503, "unavailable", "server out of resources");
         } else {
             r->db = d;
             r->redis = rd;
+            r->jq = q;
             run_handler(r);
             r->db = NULL;
             r->redis = NULL;
+            r->jq = NULL;
         }
         atomic_fetch_sub(&s->db_busy, 1);
         complete(r);
     }
     db_close(d);
     rds_close(rd);
+    jq_close(q);
     return NULL;
 }
 
@@ -307,11 +319,33 @@ static void enqueue_db(api_server *s, api_req *r) {
 /* ------------------------------------------------------------------------ */
 /* health thread                                                             */
 
+#define QUEUE_SNAPSHOT_US 1000000 /* /metrics queue figures: about once a second */
+
+/* Takes a jq_stats snapshot for /metrics.  A failure keeps the previous one
+ * (its age is exported) and is logged once per outage. */
+static void refresh_queue_snapshot(jq *q, bool *failing) {
+    char err[256], *json = NULL;
+    int64_t at = ts_now();
+    int rc = jq_stats(q, &json, err, sizeof err);
+    if (rc == JQ_OK && api_metrics_set_queue(json, at) != 0) {
+        rc = JQ_ERR;
+        snprintf(err, sizeof err, "unusable stats reply");
+    }
+    free(json);
+    if (rc != JQ_OK && !*failing) LOG_KV(LOG_WARN, "queue snapshot failed", LF_S("error", err));
+    if (rc == JQ_OK && *failing) log_msg(LOG_INFO, "queue snapshot recovered");
+    *failing = rc != JQ_OK;
+}
+
 static void *health_main(void *arg) {
     api_server *s = arg;
     char err[256];
     db *d = db_open(s->cfg->database_url);
     rds *rd = rds_open(s->cfg->redis_url, 1000, err, sizeof err);
+    jq *q = jq_open(s->cfg->redis_url, err, sizeof err);
+    if (!q) LOG_KV(LOG_ERROR, "health thread: no job-queue client", LF_S("error", err));
+    int64_t next_snapshot = 0;
+    bool snapshot_failing = false;
     pthread_mutex_lock(&s->hmu);
     while (!s->hstop) {
         pthread_mutex_unlock(&s->hmu);
@@ -329,6 +363,13 @@ static void *health_main(void *arg) {
             LOG_KV(rs ? LOG_INFO : LOG_WARN, "redis health", LF_S("state", rs ? "up" : "down"));
         atomic_store(&s->health.pg_ok, pg);
         atomic_store(&s->health.redis_ok, rs);
+        int64_t now = ts_now();
+        if (q && rs && now >= next_snapshot) {
+            /* 50 ms of slack so a 500 ms tick that wakes a little early
+             * still refreshes every second tick */
+            next_snapshot = now + QUEUE_SNAPSHOT_US - 50000;
+            refresh_queue_snapshot(q, &snapshot_failing);
+        }
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 500 * 1000000L;
@@ -342,6 +383,7 @@ static void *health_main(void *arg) {
     pthread_mutex_unlock(&s->hmu);
     db_close(d);
     rds_close(rd);
+    jq_close(q);
     return NULL;
 }
 

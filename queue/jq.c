@@ -203,7 +203,7 @@ int jq_enqueue_many(jq *q, jq_new *jobs, size_t n, char *err, size_t errlen) {
         for (size_t i = 0; i < n; i++) {
             char b[32];
             const char *id = elem_str(rep->element[2 * i], b, sizeof b);
-            snprintf(jobs[i].id, sizeof jobs[i].id, "%s", id);
+            snprintf(jobs[i].id, sizeof jobs[i].id, "%.*s", JQ_ID_MAX - 1, id);
             jobs[i].existing = rep->element[2 * i + 1]->integer == 1;
         }
     } else {
@@ -262,8 +262,8 @@ int jq_reserve(jq *q, const char *const *types, size_t ntypes, const char *worke
         char b[32];
         jq_job *j = &out[i];
         memset(j, 0, sizeof *j);
-        snprintf(j->id, sizeof j->id, "%s", elem_str(e[0], b, sizeof b));
-        snprintf(j->type, sizeof j->type, "%s", elem_str(e[1], b, sizeof b));
+        snprintf(j->id, sizeof j->id, "%.*s", JQ_ID_MAX - 1, elem_str(e[0], b, sizeof b));
+        snprintf(j->type, sizeof j->type, "%.*s", JQ_TYPE_MAX - 1, elem_str(e[1], b, sizeof b));
         j->org = strtoll(elem_str(e[2], b, sizeof b), NULL, 10);
         j->payload = strdup(elem_str(e[3], b, sizeof b));
         j->attempts = (int)strtol(elem_str(e[4], b, sizeof b), NULL, 10);

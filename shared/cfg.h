@@ -25,7 +25,10 @@ typedef struct cfg {
     int login_window_s;
     long long max_body; /* default JSON body limit, bytes */
     int shutdown_grace_s;
-    int cookie_secure; /* add Secure to the session cookie */
+    int cookie_secure;  /* add Secure to the session cookie */
+    int job_lease_ms;   /* billing-worker: lease of a reserved job (heartbeats every third) */
+    int job_batch;      /* billing-worker: most jobs one reserve takes */
+    int job_timeout_ms; /* billing-worker: caps every handler's timeout; 0 = the table's */
 } cfg;
 
 /* Fills c from defaults, env, then argv[first..argc) flags.  Unknown flags

@@ -1,24 +1,274 @@
-/* child.c — one billing-worker process.
+/* child.c — one billing-worker process: the job loop.
  *
- * DESIGN — Owns one PostgreSQL and one Redis connection for its whole life
- * and reconnects when either drops.  Job handling arrives with the queue
- * issue; until then a child keeps its connections healthy (checked every
- * second, state changes logged) and exits 0 on SIGTERM.  wk_stop is the only
- * state a signal handler touches.
+ * DESIGN — A worker process owns one PostgreSQL connection (handlers use it;
+ * db reconnects by itself) and two Redis connections: one jq client for this
+ * loop and one for the heartbeat thread (beat.c).  Its id is
+ * "<hostname>:<pid>".  The loop:
+ *   1. unless stopping, reserves jobs of the table's types — one jq_reserve
+ *      per batch group (types sharing a batch size), each taking at most
+ *      min(batch, BILLING_JOB_BATCH) jobs — and registers them with the
+ *      heartbeat thread; nothing ready → jq_wait up to 1 s for a wake token;
+ *   2. runs each reserved job with its handler (payload parsed as a JSON
+ *      object with duplicate keys rejected; the handler's timeout clock runs
+ *      only while the handler does);
+ *   3. acks it, or fails it (permanent errors and the last allowed attempt
+ *      → dead; else retried with backoff), and logs one "job" line.
+ * SIGTERM/SIGINT only set wk_stop: the loop stops reserving, finishes and
+ * acks the jobs in hand, and exits 0 (the supervisor SIGKILLs after
+ * BILLING_SHUTDOWN_GRACE_S; leases bring such jobs back).
+ *
+ * Outages — every Redis call is retried, paced by wk_backoff (immediate, then
+ * 50 ms doubling to 1 s) and logged once per outage through wk_dep: reserve
+ * and wait until Redis answers (or a stop is asked), an ack/fail for up to
+ * two leases (its job comes back through the reaper if it never lands; an
+ * answer of JQ_LOST after a retry is checked against the job, since the
+ * first try may have landed before the connection broke).  A handler that
+ * fails because PostgreSQL is unreachable (res->unavailable) is run again in
+ * place once db_ensure connects — for up to DB_WAIT_US, and not after a stop
+ * is asked — so a database restart spends no attempt.
  */
 #include "fmacros.h"
 #include "wk.h"
+#include "wk_int.h"
 #include "db.h"
 #include "log.h"
-#include "rds.h"
-#include <time.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 volatile sig_atomic_t wk_stop;
 
+#define WAIT_MS    1000
+#define DB_WAIT_US (30 * 1000000LL)
+#define MAX_TYPES  32
+
 static void on_term(int sig) {
     ML_UNUSED(sig);
     wk_stop = 1;
+}
+
+typedef struct group {
+    const char *types[MAX_TYPES];
+    size_t n;
+    int max;
+} group;
+
+typedef struct loop {
+    const cfg *c;
+    int slot;
+    char worker[320];
+    db *db;
+    jq *q;
+    wk_beat *beat;
+    wk_dep redis, pg;
+    group groups[MAX_TYPES];
+    size_t ngroups;
+    const char *types[MAX_TYPES]; /* all of them, for jq_wait */
+    size_t ntypes;
+    jq_job *jobs;
+    int cap;
+} loop;
+
+/* Groups the table's types by their batch size (capped by BILLING_JOB_BATCH). */
+static int make_groups(loop *w) {
+    if (ML_NEVER(wk_handlers_len > MAX_TYPES)) return -1;
+    for (size_t i = 0; i < wk_handlers_len; i++) {
+        const wk_handler *h = &wk_handlers[i];
+        int m = h->batch < w->c->job_batch ? h->batch : w->c->job_batch;
+        if (m < 1) m = 1;
+        group *g = NULL;
+        for (size_t k = 0; k < w->ngroups && !g; k++)
+            if (w->groups[k].max == m) g = &w->groups[k];
+        if (!g) {
+            g = &w->groups[w->ngroups++];
+            g->max = m;
+            w->cap += m;
+        }
+        g->types[g->n++] = h->type;
+        w->types[w->ntypes++] = h->type;
+    }
+    return 0;
+}
+
+static int ctx_progress(wk_ctx *ctx, int pct, const char *msg) {
+    loop *w = ctx->loop;
+    char err[256];
+    int rc = jq_progress(w->q, ctx->job->id, w->worker, pct, msg, err, sizeof err);
+    if (rc == JQ_ERR)
+        wk_dep_fail(&w->redis, err);
+    else
+        wk_dep_ok(&w->redis);
+    return rc;
+}
+
+/* Waits for PostgreSQL after a handler found it unreachable; true when a
+ * connection is up again. */
+static bool wait_db(loop *w) {
+    wk_backoff b = {.tries = 1}; /* the handler's call was the first try */
+    int64_t until = wk_mono_us() + DB_WAIT_US;
+    for (;;) {
+        db_err e;
+        if (db_ensure(w->db, &e) == 0) {
+            wk_dep_ok(&w->pg);
+            return true;
+        }
+        wk_dep_fail(&w->pg, e.msg);
+        if (wk_stop || wk_mono_us() >= until) return false;
+        wk_backoff_sleep(&b);
+    }
+}
+
+/* After an ack/fail was retried and answered JQ_LOST: did the first try
+ * land?  True if the job is in the state that call would have left it in,
+ * recorded by this worker. */
+static bool landed(loop *w, const char *id, bool ack, const char *error, bool *dead) {
+    char *s = NULL, err[256];
+    if (jq_get(w->q, id, &s, err, sizeof err) != JQ_OK) return false;
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    const char *st = json_string_value(json_object_get(j, "state"));
+    const char *wk = json_string_value(json_object_get(j, "worker"));
+    const char *e = json_string_value(json_object_get(j, "error"));
+    bool mine = st && wk && !strcmp(wk, w->worker);
+    bool ok = false;
+    if (mine && ack)
+        ok = !strcmp(st, "succeeded");
+    else if (mine && e && !strcmp(e, error) && (!strcmp(st, "delayed") || !strcmp(st, "dead"))) {
+        ok = true;
+        *dead = !strcmp(st, "dead");
+    }
+    json_decref(j);
+    return ok;
+}
+
+/* Acks or fails j with retries, forgets it, logs its line. */
+static void finish(loop *w, const jq_job *j, int max_attempts, wk_status st, const wk_result *res,
+                   int64_t duration_us) {
+    bool ack = st == WK_OK;
+    bool permanent = st == WK_PERMANENT || j->attempts >= max_attempts;
+    bool dead = false, retried = false;
+    char err[256] = "";
+    int rc;
+    wk_backoff b = {0};
+    int64_t until = wk_mono_us() + 2LL * w->c->job_lease_ms * 1000;
+    for (;;) {
+        rc = ack ? jq_ack(w->q, j->id, w->worker, res->json, err, sizeof err)
+                 : jq_fail(w->q, j->id, w->worker, res->error, permanent, &dead, err, sizeof err);
+        if (rc != JQ_ERR) {
+            wk_dep_ok(&w->redis);
+            break;
+        }
+        wk_dep_fail(&w->redis, err);
+        if (wk_mono_us() >= until) break;
+        retried = true;
+        wk_backoff_sleep(&b);
+    }
+    if (rc == JQ_LOST && retried && landed(w, j->id, ack, res->error, &dead)) rc = JQ_OK;
+    wk_beat_release(w->beat, j->id);
+
+    char line[1024];
+    const char *outcome;
+    if (rc == JQ_OK) {
+        outcome = ack ? "ok" : dead ? "dead" : "retry";
+        snprintf(line, sizeof line, "%s", ack ? "" : res->error);
+    } else {
+        outcome = "lost";
+        snprintf(line, sizeof line, "%s%s%s%s",
+                 rc == JQ_LOST ? "lease lost: the job moved on" : "result not recorded: ",
+                 rc == JQ_LOST ? "" : err, ack ? "" : "; ", ack ? "" : res->error);
+    }
+    wk_log_job(j->id, j->type, j->attempts, duration_us, outcome, line, w->worker);
+}
+
+/* The attempts a job may use: its own limit, capped by the table's. */
+static int attempts_allowed(const jq_job *j, const wk_handler *h) {
+    int m = j->max_attempts;
+    if (h && (m <= 0 || h->max_attempts < m)) m = h->max_attempts;
+    return m > 0 ? m : 1;
+}
+
+static void run_job(loop *w, const jq_job *j) {
+    const wk_handler *h = wk_handler_find(j->type);
+    int max_attempts = attempts_allowed(j, h);
+    wk_result res = {0};
+    wk_status st;
+    int64_t t0 = wk_mono_us();
+    json_error_t je;
+    json_t *payload = NULL;
+    if (ML_NEVER(!h)) {
+        st = wk_fail(&res, WK_PERMANENT, "no handler for job type %s", j->type);
+    } else if (!(payload = json_loads(j->payload, JSON_REJECT_DUPLICATES, &je)) ||
+               !json_is_object(payload)) {
+        st = wk_fail(&res, WK_PERMANENT, "payload is not a JSON object%s%s", payload ? "" : ": ",
+                     payload ? "" : je.text);
+    } else {
+        wk_ctx ctx = {.job = j,
+                      .db = w->db,
+                      .payload = payload,
+                      .worker = w->worker,
+                      .progress = ctx_progress,
+                      .loop = w};
+        for (;;) {
+            free(res.json);
+            memset(&res, 0, sizeof res);
+            wk_beat_run(w->beat, j->id);
+            st = h->fn(&ctx, &res);
+            wk_beat_ran(w->beat, j->id);
+            if (st == WK_OK || st == WK_PERMANENT || !res.unavailable) break;
+            wk_dep_fail(&w->pg, res.error);
+            if (!wait_db(w)) break;
+        }
+    }
+    json_decref(payload);
+    finish(w, j, max_attempts, st, &res, wk_mono_us() - t0);
+    free(res.json);
+}
+
+/* Reserves from every group; the number held, or JQ_ERR if Redis failed
+ * before anything was reserved. */
+static int reserve(loop *w, char *err, size_t errlen) {
+    int n = 0;
+    for (size_t g = 0; g < w->ngroups; g++) {
+        int k = jq_reserve(w->q, w->groups[g].types, w->groups[g].n, w->worker, w->jobs + n,
+                           w->groups[g].max, err, errlen);
+        if (k == JQ_ERR) {
+            if (n == 0) return JQ_ERR;
+            break; /* run what we hold; the next round retries */
+        }
+        for (int i = n; i < n + k; i++) {
+            const wk_handler *h = wk_handler_find(w->jobs[i].type);
+            if (ML_NEVER(!h ||
+                         !wk_beat_hold(w->beat, &w->jobs[i], h, attempts_allowed(&w->jobs[i], h))))
+                LOG_KV(LOG_ERROR, "cannot hold a reserved job", LF_S("id", w->jobs[i].id));
+        }
+        n += k;
+    }
+    return n;
+}
+
+static void job_loop(loop *w) {
+    wk_backoff b = {0};
+    char err[256];
+    while (!wk_stop) {
+        int n = reserve(w, err, sizeof err);
+        if (n == JQ_ERR) {
+            wk_dep_fail(&w->redis, err);
+            wk_backoff_sleep(&b);
+            continue;
+        }
+        wk_dep_ok(&w->redis);
+        b.tries = 0;
+        if (n == 0) {
+            if (jq_wait(w->q, w->types, w->ntypes, WAIT_MS, err, sizeof err) == JQ_ERR) {
+                wk_dep_fail(&w->redis, err);
+                wk_backoff_sleep(&b);
+            }
+            continue;
+        }
+        for (int i = 0; i < n; i++) {
+            run_job(w, &w->jobs[i]); /* even when stopping: these are in hand */
+            jq_job_clear(&w->jobs[i]);
+        }
+    }
 }
 
 int wk_child_main(const cfg *c, int index) {
@@ -26,34 +276,57 @@ int wk_child_main(const cfg *c, int index) {
     sa.sa_handler = on_term;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    char err[256];
-    db *d = db_open(c->database_url);
-    rds *r = rds_open(c->redis_url, 2000, err, sizeof err);
-    if (!d || !r) {
-        LOG_KV(LOG_ERROR, "worker cannot start", LF_S("error", d ? err : "out of memory"));
-        db_close(d);
-        rds_close(r);
-        return 1;
+    signal(SIGPIPE, SIG_IGN);
+
+    static loop w; /* one per process */
+    memset(&w, 0, sizeof w);
+    w.c = c;
+    w.slot = index;
+    char host[256];
+    if (gethostname(host, sizeof host)) snprintf(host, sizeof host, "localhost");
+    host[sizeof host - 1] = '\0';
+    snprintf(w.worker, sizeof w.worker, "%s:%d", host, (int)getpid());
+    wk_dep_init(&w.redis, "worker redis", index);
+    wk_dep_init(&w.pg, "worker postgres", index);
+    LOG_KV(LOG_INFO, "worker started", LF_I("slot", index), LF_I("pid", getpid()),
+           LF_S("worker", w.worker));
+
+    int rc = 1;
+    char err[256] = "out of memory";
+    if (make_groups(&w)) {
+        snprintf(err, sizeof err, "too many job types");
+        goto out;
     }
-    LOG_KV(LOG_INFO, "worker started", LF_I("slot", index), LF_I("pid", getpid()));
-    int pg_up = -1, rs_up = -1;
-    while (!wk_stop) {
-        db_err e;
-        int pg = db_ensure(d, &e) == 0;
-        int rs = rds_ping(r);
-        if (pg != pg_up)
-            LOG_KV(pg ? LOG_INFO : LOG_WARN, "worker postgres", LF_S("state", pg ? "up" : "down"),
-                   LF_I("slot", index));
-        if (rs != rs_up)
-            LOG_KV(rs ? LOG_INFO : LOG_WARN, "worker redis", LF_S("state", rs ? "up" : "down"),
-                   LF_I("slot", index));
-        pg_up = pg;
-        rs_up = rs;
-        struct timespec ts = {1, 0};
-        nanosleep(&ts, NULL);
-    }
-    db_close(d);
-    rds_close(r);
-    LOG_KV(LOG_INFO, "worker stopped", LF_I("slot", index), LF_I("pid", getpid()));
-    return 0;
+    w.jobs = calloc((size_t)w.cap, sizeof *w.jobs);
+    w.db = db_open(c->database_url);
+    w.q = jq_open(c->redis_url, err, sizeof err);
+    if (!w.jobs || !w.db || !w.q) goto out;
+    jq_set_lease_ms(w.q, c->job_lease_ms);
+
+    db_err e;
+    if (db_ensure(w.db, &e) == 0)
+        wk_dep_ok(&w.pg);
+    else
+        wk_dep_fail(&w.pg, e.msg);
+    redisReply *pong = rds_cmd(jq_rds(w.q), err, sizeof err, "PING");
+    if (pong && pong->type == REDIS_REPLY_STATUS)
+        wk_dep_ok(&w.redis);
+    else
+        wk_dep_fail(&w.redis, pong ? "unexpected PING reply" : err);
+    if (pong) freeReplyObject(pong);
+
+    w.beat = wk_beat_start(c, w.worker, &w.redis, w.cap, err, sizeof err);
+    if (!w.beat) goto out;
+    job_loop(&w);
+    rc = 0;
+out:
+    if (rc) LOG_KV(LOG_ERROR, "worker cannot start", LF_S("error", err), LF_I("slot", index));
+    wk_beat_stop(w.beat);
+    jq_close(w.q);
+    db_close(w.db);
+    free(w.jobs);
+    wk_dep_destroy(&w.redis);
+    wk_dep_destroy(&w.pg);
+    if (!rc) LOG_KV(LOG_INFO, "worker stopped", LF_I("slot", index), LF_I("pid", getpid()));
+    return rc;
 }

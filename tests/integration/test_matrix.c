@@ -6,8 +6,10 @@
  *   finance   writes customers, metrics and plans; reads everything but users/keys
  *   approver  read only          viewer   read only
  *   only the owner manages users and API keys; platform-admin routes: nobody here
- *   key read         GETs of customers, metrics, plans and GET /v1/me
+ *   key read         GETs of customers, metrics, plans, jobs and GET /v1/me
  *   key usage:write  GET /v1/me only (for now)
+ *   jobs             GET /v1/jobs/{id}: every role and read keys; the queue's
+ *                    admin routes (counts, retry of a dead job): nobody here
  * The expectation is written from that contract, never read from api_routes[]
  * at run time, so a wrong entry in the route table fails here.  The table is
  * checked against api_routes[] only for coverage: a new authenticated route
@@ -20,10 +22,13 @@
  * Isolation: organization B (its owner and its read key) addressing A's
  * objects by id or code always gets 404, B's listings never show them, codes
  * resolve inside the caller's organization only (422), and ?org=<other> is 404.
+ * Jobs live in Redis: each world enqueues its own with jq (org = its id), one
+ * left queued and one made dead by a fake worker.
  */
 #include "fmacros.h"
 #include "th.h"
 #include "api.h"
+#include "jq.h"
 #include <criterion/criterion.h>
 #include <stdlib.h>
 
@@ -49,12 +54,13 @@ static const char *const k_pname[P_N] = {"owner",  "finance",  "approver",
 enum {
     ENDS_SESSION = 1 << 0, /* the call logs out: use a throw-away session */
     NEEDS_KEY = 1 << 1,    /* {key} is a fresh API key made for this call */
+    KEEPS_DEAD = 1 << 2,   /* a refused call left {dead} dead (an allowed one revived it) */
 };
 
 typedef struct row {
     const char *method;
     const char *pattern; /* the contract's path, as the route table spells it */
-    const char *path;    /* request path; {u} {cust} {metric} {plan} {key} */
+    const char *path;    /* request path; {u} {cust} {metric} {plan} {key} {job} {dead} */
     const char *body;    /* NULL = no body; same placeholders */
     int ok;              /* exact status an allowed caller gets for this probe */
     unsigned allow;      /* principals allowed (B(P_*)), from the contract */
@@ -97,6 +103,11 @@ static const row k_rows[] = {
      201, WRITERS, 0, "/v1/plans/p-{u}"},
     {"GET", "/v1/plans", "/v1/plans", NULL, 200, READERS, 0, NULL},
     {"GET", "/v1/plans/{code}", "/v1/plans/{plan}", NULL, 200, READERS, 0, NULL},
+    /* jobs */
+    {"GET", "/v1/jobs/{id}", "/v1/jobs/{job}", NULL, 200, READERS, 0, NULL},
+    {"GET", "/v1/admin/queues", "/v1/admin/queues", NULL, 200, NOBODY_HERE, 0, NULL},
+    {"POST", "/v1/admin/jobs/{id}/retry", "/v1/admin/jobs/{dead}/retry", NULL, 200, NOBODY_HERE,
+     KEEPS_DEAD, NULL},
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -106,9 +117,11 @@ typedef struct world {
     char tok[P_N][128];   /* session tokens and API keys */
     char email[P_N][128]; /* session principals */
     char cust[64], metric[64], plan[64];
+    long long org_id;
+    char job[JQ_ID_MAX], dead[JQ_ID_MAX]; /* a queued and a dead job of the org */
 } world;
 
-/* tmpl with {u} {cust} {metric} {plan} {key} replaced; malloc'd. */
+/* tmpl with {u} {cust} {metric} {plan} {key} {job} {dead} replaced; malloc'd. */
 static char *subst(const char *tmpl, const world *w, const char *u, const char *key) {
     if (!tmpl) return NULL;
     size_t cap = strlen(tmpl) * 2 + 512, n = 0;
@@ -117,8 +130,9 @@ static char *subst(const char *tmpl, const world *w, const char *u, const char *
     for (const char *p = tmpl; *p;) {
         const char *v = NULL;
         size_t skip = 0;
-        static const char *const names[] = {"{u}", "{cust}", "{metric}", "{plan}", "{key}"};
-        const char *vals[] = {u, w->cust, w->metric, w->plan, key ? key : ""};
+        static const char *const names[] = {"{u}",   "{cust}", "{metric}", "{plan}",
+                                            "{key}", "{job}",  "{dead}"};
+        const char *vals[] = {u, w->cust, w->metric, w->plan, key ? key : "", w->job, w->dead};
         for (size_t i = 0; i < ML_ARRAY_LEN(names); i++) {
             size_t l = strlen(names[i]);
             if (!strncmp(p, names[i], l)) {
@@ -173,8 +187,50 @@ static void post_ok(const char *token, const char *path, const char *body) {
     th_resp_free(&r);
 }
 
-/* A new organization with one of each principal and a customer, metric and
- * plan to address. */
+static jq *open_q(void) {
+    char err[256];
+    const char *url = getenv("BILLING_REDIS_URL");
+    cr_assert(url, "run through scripts/test");
+    jq *q = jq_open(url, err, sizeof err);
+    cr_assert(q, "%s", err);
+    return q;
+}
+
+/* Two jobs of w's organization, straight into the queue: w->job stays
+ * queued; w->dead is reserved and failed for good by a fake worker. */
+static void make_jobs(world *w, const char *u) {
+    jq *q = open_q();
+    char type[64], err[256];
+    snprintf(type, sizeof type, "t.matrix.%s", u);
+    cr_assert_eq(jq_enqueue(q, type, w->org_id, "{}", NULL, w->job, NULL, err, sizeof err), JQ_OK,
+                 "%s", err);
+    char t2[80];
+    snprintf(t2, sizeof t2, "%s.dead", type);
+    cr_assert_eq(jq_enqueue(q, t2, w->org_id, "{}", NULL, w->dead, NULL, err, sizeof err), JQ_OK,
+                 "%s", err);
+    const char *types[] = {t2};
+    jq_job j;
+    cr_assert_eq(jq_reserve(q, types, 1, "matrix", &j, 1, err, sizeof err), 1, "%s", err);
+    cr_assert_str_eq(j.id, w->dead);
+    jq_job_clear(&j);
+    bool dead = false;
+    cr_assert_eq(jq_fail(q, w->dead, "matrix", "boom", true, &dead, err, sizeof err), JQ_OK, "%s",
+                 err);
+    cr_assert(dead);
+    jq_close(q);
+}
+
+/* The state of job id as the owner of w sees it ("" if not 200). */
+static void job_state(const world *w, const char *id, char out[32]) {
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    th_resp r = th_auth(srv, w->tok[P_OWNER], "GET", path, NULL);
+    snprintf(out, 32, "%s", r.status == 200 ? th_str(r.json, "state") : "");
+    th_resp_free(&r);
+}
+
+/* A new organization with one of each principal and a customer, metric,
+ * plan and two jobs to address. */
 static void make_world(world *w) {
     char u[32], body[512];
     th_unique(u);
@@ -192,6 +248,12 @@ static void make_world(world *w) {
     }
     make_key(w->tok[P_OWNER], "read", NULL, w->tok[P_KEY_READ]);
     make_key(w->tok[P_OWNER], "usage:write", NULL, w->tok[P_KEY_USAGE]);
+    th_resp me = th_auth(srv, w->tok[P_OWNER], "GET", "/v1/me", NULL);
+    cr_assert_eq(me.status, 200, "%s", me.body);
+    w->org_id = json_integer_value(th_get(me.json, "organization.id"));
+    cr_assert_gt(w->org_id, 0, "no organization.id in %s", me.body);
+    th_resp_free(&me);
+    make_jobs(w, u);
     snprintf(w->cust, sizeof w->cust, "cust-%s", u);
     snprintf(w->metric, sizeof w->metric, "calls-%s", u);
     snprintf(w->plan, sizeof w->plan, "plan-%s", u);
@@ -258,6 +320,12 @@ static void run_matrix(int p) {
             cr_expect_eq(r.status, allowed ? 401 : 200, "%s %s as %s: the token afterwards -> %ld",
                          rw->method, rw->pattern, k_pname[p], r.status);
             th_resp_free(&r);
+        }
+        if (rw->flags & KEEPS_DEAD) {
+            char st[32];
+            job_state(&w, w.dead, st);
+            cr_expect_str_eq(st, allowed ? "queued" : "dead", "%s %s as %s: the job afterwards",
+                             rw->method, rw->pattern, k_pname[p]);
         }
         if (!strcmp(rw->method, "PATCH") && !allowed) {
             r = th_auth(srv, w.tok[P_OWNER], "GET", path, NULL);
@@ -349,6 +417,12 @@ Test(matrix, every_authenticated_route_is_401_without_valid_credentials) {
             th_resp_free(&r);
             free(chk);
         }
+        if (rw->flags & KEEPS_DEAD) {
+            char st[32];
+            job_state(&w, w.dead, st);
+            cr_expect_str_eq(st, "dead", "an unauthenticated %s %s revived the job", rw->method,
+                             rw->pattern);
+        }
         free(path);
         free(body);
     }
@@ -435,6 +509,41 @@ Test(isolation, another_orgs_objects_are_404_by_id_or_code) {
     r = th_auth(srv, p.a.tok[P_OWNER], "DELETE", path, NULL);
     cr_expect_eq(r.status, 204);
     th_resp_free(&r);
+}
+
+Test(isolation, another_orgs_jobs_are_404_like_missing_ones) {
+    pair p;
+    make_pair(&p);
+    char path[256], missing[256];
+    /* an id that certainly names no job: far beyond the queue's sequence */
+    snprintf(missing, sizeof missing, "/v1/jobs/9%018d", 0);
+    th_resp none = th_auth(srv, p.b_owner, "GET", missing, NULL);
+    cr_assert_eq(none.status, 404, "%s", none.body);
+    const char *ids[] = {p.a.job, p.a.dead};
+    const char *readers[] = {p.b_owner, p.b_read};
+    const char *rname[] = {"B owner", "B read key"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "/v1/jobs/%s", ids[k]);
+        for (int i = 0; i < 2; i++) {
+            th_resp r = th_auth(srv, readers[i], "GET", path, NULL);
+            cr_expect_eq(r.status, 404, "%s GET A's job %s: %ld %s", rname[i], ids[k], r.status,
+                         r.body);
+            cr_expect_str_eq(r.body, none.body, "the 404 must not tell an existing job apart");
+            th_resp_free(&r);
+        }
+        /* naming A's organization does not help */
+        snprintf(path, sizeof path, "/v1/jobs/%s?org=%s", ids[k], p.a.slug);
+        th_resp r = th_auth(srv, p.b_owner, "GET", path, NULL);
+        cr_expect_eq(r.status, 404, "B owner %s: %ld %s", path, r.status, r.body);
+        th_resp_free(&r);
+        /* and the job is there: A's own read key sees it */
+        snprintf(path, sizeof path, "/v1/jobs/%s", ids[k]);
+        r = th_auth(srv, p.a_key, "GET", path, NULL);
+        cr_expect_eq(r.status, 200, "A reads its own job %s: %ld %s", ids[k], r.status, r.body);
+        cr_expect_str_eq(th_str(r.json, "id"), ids[k]);
+        th_resp_free(&r);
+    }
+    th_resp_free(&none);
 }
 
 /* True if any row of list (GET path as token) has field == value. */
