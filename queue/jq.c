@@ -444,6 +444,11 @@ int jq_get(jq *q, const char *id, char **json, char *err, size_t errlen) {
     snprintf(key, sizeof key, JQ_PREFIX "job:%s", id);
     redisReply *rep = rds_cmd(q->r, err, errlen, "HGETALL %s", key);
     if (!rep) return JQ_ERR;
+    if (rep->type == REDIS_REPLY_ERROR) { /* e.g. LOADING right after a restart */
+        snprintf(err, errlen, "HGETALL: %s", rep->str);
+        freeReplyObject(rep);
+        return JQ_ERR;
+    }
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
         freeReplyObject(rep);
         return JQ_NOT_FOUND;
@@ -475,8 +480,11 @@ int jq_stats(jq *q, char **json, char *err, size_t errlen) {
     redisReply *types = rds_cmd(q->r, err, errlen, "SMEMBERS " JQ_PREFIX "types");
     if (!types) return JQ_ERR;
     redisReply *st = rds_cmd(q->r, err, errlen, "HGETALL " JQ_PREFIX "stats");
-    if (!st) {
+    if (!st || types->type == REDIS_REPLY_ERROR || st->type == REDIS_REPLY_ERROR) {
+        const redisReply *bad = types->type == REDIS_REPLY_ERROR ? types : st;
+        if (bad) snprintf(err, errlen, "stats: %s", bad->str); /* else err is rds_cmd's */
         freeReplyObject(types);
+        if (st) freeReplyObject(st);
         return JQ_ERR;
     }
     static const char *const names[] = {"queued",        "active",          "delayed",
