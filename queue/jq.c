@@ -169,9 +169,9 @@ int jq_enqueue_many(jq *q, jq_new *jobs, size_t n, char *err, size_t errlen) {
         snprintf(err, errlen, "batch too large");
         return JQ_ERR;
     }
-    int argc = 2 + 6 * (int)n;
+    int argc = 2 + 7 * (int)n;
     const char **argv = calloc((size_t)argc, sizeof *argv);
-    char(*nums)[3][24] = calloc(n, sizeof *nums); /* org, max_attempts, delay per job */
+    char(*nums)[4][24] = calloc(n, sizeof *nums); /* org, max_attempts, delay, keep */
     char snow[24], sn[24];
     int rc = JQ_ERR;
     if (!argv || !nums) {
@@ -188,13 +188,18 @@ int jq_enqueue_many(jq *q, jq_new *jobs, size_t n, char *err, size_t errlen) {
         snprintf(nums[i][1], 24, "%d",
                  j->opts.max_attempts > 0 ? j->opts.max_attempts : JQ_DEFAULT_MAX_ATTEMPTS);
         snprintf(nums[i][2], 24, "%lld", (long long)(j->opts.delay_ms > 0 ? j->opts.delay_ms : 0));
-        const char **a = argv + 2 + 6 * i;
+        /* Lua side: '' = default retention, '0' = delete at ack, else ms */
+        if (j->opts.keep_ms != 0)
+            snprintf(nums[i][3], 24, "%lld",
+                     j->opts.keep_ms < 0 ? 0LL : (long long)j->opts.keep_ms);
+        const char **a = argv + 2 + 7 * i;
         a[0] = j->type;
         a[1] = nums[i][0];
         a[2] = j->payload ? j->payload : "{}";
         a[3] = nums[i][1];
         a[4] = nums[i][2];
         a[5] = j->opts.dedupe_key ? j->opts.dedupe_key : "";
+        a[6] = j->opts.keep_ms != 0 ? nums[i][3] : "";
     }
     redisReply *rep = run(q, S_ENQUEUE, argc, argv, NULL, err, errlen);
     if (!rep) goto out;

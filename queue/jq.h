@@ -59,6 +59,7 @@
 #define JQ_DEFAULT_MAX_ATTEMPTS 5
 #define JQ_ID_MAX               24
 #define JQ_TYPE_MAX             64
+#define JQ_REMOVE_ON_SUCCESS    (-1) /* jq_enqueue_opts.keep_ms: delete at ack */
 
 enum {
     JQ_OK = 0,
@@ -85,6 +86,9 @@ typedef struct jq_enqueue_opts {
     int64_t delay_ms;       /* > 0: delayed job, runs at now + delay */
     const char *dedupe_key; /* NULL = none; else an unfinished job with the
                                same key is returned instead of a new one */
+    int64_t keep_ms;        /* once succeeded, keep the job this long; 0 = the
+                               acking client's retention; JQ_REMOVE_ON_SUCCESS =
+                               delete at ack (BullMQ's removeOnComplete) */
 } jq_enqueue_opts;
 
 /* Enqueues a job of `type` for organization `org` (0 = none) with a JSON

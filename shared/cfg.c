@@ -68,7 +68,7 @@ static const cfg_opt g_opts[] = {
      "mark the session cookie Secure (behind HTTPS)"},
     {"BILLING_JOB_LEASE_MS", "--job-lease-ms", CT_INT, 300, 3600000, "30000", I(job_lease_ms),
      "billing-worker: job lease in ms; a job whose worker stops heartbeating is re-run after it"},
-    {"BILLING_JOB_BATCH", "--job-batch", CT_INT, 1, 256, "16", I(job_batch),
+    {"BILLING_JOB_BATCH", "--job-batch", CT_INT, 1, 256, "128", I(job_batch),
      "billing-worker: most jobs a worker process reserves at once (per handler batch group)"},
     {"BILLING_JOB_TIMEOUT_MS", "--job-timeout-ms", CT_INT, 0, 86400000, "0", I(job_timeout_ms),
      "billing-worker: caps every job type's timeout in ms; 0 = each type's own"},

@@ -37,9 +37,10 @@
 
 volatile sig_atomic_t wk_stop;
 
-#define WAIT_MS    1000
-#define DB_WAIT_US (30 * 1000000LL)
-#define MAX_TYPES  32
+#define WAIT_MS      1000
+#define ACK_FLUSH_US 20000 /* successes wait at most this long for their batched ack */
+#define DB_WAIT_US   (30 * 1000000LL)
+#define MAX_TYPES    32
 
 static void on_term(int sig) {
     ML_UNUSED(sig);
@@ -66,6 +67,16 @@ typedef struct loop {
     size_t ntypes;
     jq_job *jobs;
     int cap;
+    /* successes not acked yet: acked together with one jq_ack_many at the
+     * end of the reserved batch, or sooner once the oldest waited
+     * ACK_FLUSH_US (a slow job behind fast ones does not hold their acks) */
+    struct pending {
+        const jq_job *j;
+        char *json;
+        int64_t duration_us;
+    } * pend;
+    int npend;
+    int64_t pend_since_us;
 } loop;
 
 /* Groups the table's types by their batch size (capped by BILLING_JOB_BATCH). */
@@ -186,6 +197,57 @@ static int attempts_allowed(const jq_job *j, const wk_handler *h) {
     return m > 0 ? m : 1;
 }
 
+/* Acks every pending success in one script run (retried like finish), then
+ * forgets and logs each. */
+static void ack_pending(loop *w) {
+    int n = w->npend;
+    if (n == 0) return;
+    const char **ids = calloc((size_t)n, sizeof *ids);
+    const char **res = calloc((size_t)n, sizeof *res);
+    int *status = calloc((size_t)n, sizeof *status);
+    char err[256] = "out of memory";
+    int rc = JQ_ERR;
+    bool retried = false;
+    if (ids && res && status) {
+        for (int i = 0; i < n; i++) {
+            ids[i] = w->pend[i].j->id;
+            res[i] = w->pend[i].json;
+        }
+        wk_backoff b = {0};
+        int64_t until = wk_mono_us() + 2LL * w->c->job_lease_ms * 1000;
+        for (;;) {
+            rc = jq_ack_many(w->q, w->worker, ids, res, (size_t)n, status, err, sizeof err);
+            if (rc != JQ_ERR) {
+                wk_dep_ok(&w->redis);
+                break;
+            }
+            wk_dep_fail(&w->redis, err);
+            if (wk_mono_us() >= until) break;
+            retried = true;
+            wk_backoff_sleep(&b);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        const jq_job *j = w->pend[i].j;
+        int st = rc == JQ_ERR ? JQ_ERR : status[i];
+        bool dead = false;
+        if (st == JQ_LOST && retried && landed(w, j->id, true, "", &dead)) st = JQ_OK;
+        wk_beat_release(w->beat, j->id);
+        char line[512] = "";
+        if (st != JQ_OK)
+            snprintf(line, sizeof line, "%s%s",
+                     st == JQ_LOST ? "lease lost: the job moved on" : "result not recorded: ",
+                     st == JQ_LOST ? "" : err);
+        wk_log_job(j->id, j->type, j->attempts, w->pend[i].duration_us, st == JQ_OK ? "ok" : "lost",
+                   line, w->worker);
+        free(w->pend[i].json);
+    }
+    w->npend = 0;
+    free(ids);
+    free(res);
+    free(status);
+}
+
 static void run_job(loop *w, const jq_job *j) {
     const wk_handler *h = wk_handler_find(j->type);
     int max_attempts = attempts_allowed(j, h);
@@ -219,7 +281,13 @@ static void run_job(loop *w, const jq_job *j) {
         }
     }
     json_decref(payload);
-    finish(w, j, max_attempts, st, &res, wk_mono_us() - t0);
+    int64_t t1 = wk_mono_us();
+    if (st == WK_OK && w->npend < w->cap) {
+        if (w->npend == 0) w->pend_since_us = t1;
+        w->pend[w->npend++] = (struct pending){j, res.json, t1 - t0};
+        return;
+    }
+    finish(w, j, max_attempts, st, &res, t1 - t0);
     free(res.json);
 }
 
@@ -266,8 +334,10 @@ static void job_loop(loop *w) {
         }
         for (int i = 0; i < n; i++) {
             run_job(w, &w->jobs[i]); /* even when stopping: these are in hand */
-            jq_job_clear(&w->jobs[i]);
+            if (w->npend && wk_mono_us() - w->pend_since_us >= ACK_FLUSH_US) ack_pending(w);
         }
+        ack_pending(w);
+        for (int i = 0; i < n; i++) jq_job_clear(&w->jobs[i]);
     }
 }
 
@@ -298,9 +368,10 @@ int wk_child_main(const cfg *c, int index) {
         goto out;
     }
     w.jobs = calloc((size_t)w.cap, sizeof *w.jobs);
+    w.pend = calloc((size_t)w.cap, sizeof *w.pend);
     w.db = db_open(c->database_url);
     w.q = jq_open(c->redis_url, err, sizeof err);
-    if (!w.jobs || !w.db || !w.q) goto out;
+    if (!w.jobs || !w.pend || !w.db || !w.q) goto out;
     jq_set_lease_ms(w.q, c->job_lease_ms);
 
     db_err e;
@@ -325,6 +396,7 @@ out:
     jq_close(w.q);
     db_close(w.db);
     free(w.jobs);
+    free(w.pend);
     wk_dep_destroy(&w.redis);
     wk_dep_destroy(&w.pg);
     if (!rc) LOG_KV(LOG_INFO, "worker stopped", LF_I("slot", index), LF_I("pid", getpid()));

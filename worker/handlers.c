@@ -15,7 +15,7 @@
 /* clang-format off */
 const wk_handler wk_handlers[] = {
     /* type      handler        attempts  timeout ms  batch */
-    {"noop",     wk_job_noop,   5,        10000,      16},
+    {"noop",     wk_job_noop,   5,        10000,      128},
     {"sleep",    wk_job_sleep,  5,        120000,     4},
     {"fail",     wk_job_fail,   3,        10000,      4},
 };

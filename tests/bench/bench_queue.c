@@ -100,6 +100,8 @@ static int cmd_enqueue(long long njobs, int batch) {
     for (int i = 0; i < batch; i++) {
         b[i].type = g_type;
         b[i].payload = "{}";
+        /* like the BullMQ side's removeOnComplete: nothing kept once done */
+        b[i].opts.keep_ms = JQ_REMOVE_ON_SUCCESS;
     }
     /* the scripts load on first use: keep that out of the timing */
     if (jq_stats(q, &(char *){NULL}, err, sizeof err) != JQ_OK) die("jq_stats", err);
@@ -258,7 +260,9 @@ static int cmd_latency(long interval_us, double seconds, const char *consumer) {
 static int cmd_probe(int timeout_s) {
     jq *q = open_q();
     char err[256], id[JQ_ID_MAX];
-    if (jq_enqueue(q, g_type, 0, "{\"probe\":true}", NULL, id, NULL, err, sizeof err) != JQ_OK)
+    char payload[64];
+    snprintf(payload, sizeof payload, "{\"t0_us\":%lld}", (long long)ts_now());
+    if (jq_enqueue(q, g_type, 0, payload, NULL, id, NULL, err, sizeof err) != JQ_OK)
         die("jq_enqueue", err);
     double deadline = mono_s() + timeout_s;
     long long s;

@@ -386,3 +386,30 @@ Test(queue, batch_enqueue_and_batch_ack) {
     for (int i = 0; i < n; i++) jq_job_clear(&got[i]);
     jq_close(q);
 }
+
+Test(queue, keep_ms_controls_how_long_a_succeeded_job_stays) {
+    jq *q = open_q();
+    char t[64], err[256], st[32];
+    utype(t, "keep");
+    jq_new jobs[3] = {
+        {.type = t, .payload = "{}"},                                          /* default */
+        {.type = t, .payload = "{}", .opts = {.keep_ms = JQ_REMOVE_ON_SUCCESS}}, /* at once */
+        {.type = t, .payload = "{}", .opts = {.keep_ms = 300}},                /* 300 ms */
+    };
+    cr_assert_eq(jq_enqueue_many(q, jobs, 3, err, sizeof err), JQ_OK, "%s", err);
+    const char *types[] = {t};
+    jq_job got[3];
+    cr_assert_eq(jq_reserve(q, types, 1, "w", got, 3, err, sizeof err), 3);
+    const char *ids[] = {jobs[0].id, jobs[1].id, jobs[2].id};
+    int status[3];
+    cr_assert_eq(jq_ack_many(q, "w", ids, NULL, 3, status, err, sizeof err), JQ_OK);
+    cr_expect_str_eq(state_of(q, jobs[0].id, st), "succeeded");
+    cr_expect_str_eq(state_of(q, jobs[1].id, st), "gone", "removed on success");
+    cr_expect_str_eq(state_of(q, jobs[2].id, st), "succeeded");
+    msleep(400);
+    cr_expect_str_eq(state_of(q, jobs[2].id, st), "gone", "kept 300 ms");
+    cr_expect_str_eq(state_of(q, jobs[0].id, st), "succeeded", "default retention is days");
+    cr_expect_eq(stat_of(q, t, "succeeded_total"), 3, "removed jobs still count");
+    for (int i = 0; i < 3; i++) jq_job_clear(&got[i]);
+    jq_close(q);
+}
