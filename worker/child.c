@@ -68,8 +68,10 @@ typedef struct loop {
     jq_job *jobs;
     int cap;
     /* successes not acked yet: acked together with one jq_ack_many at the
-     * end of the reserved batch, or sooner once the oldest waited
-     * ACK_FLUSH_US (a slow job behind fast ones does not hold their acks) */
+     * end of the reserved batch, or between two jobs once the oldest has
+     * waited ACK_FLUSH_US.  A slow handler still delays the acks of the jobs
+     * that finished before it; they stay held (and heartbeated) meanwhile,
+     * so only the moment they show as succeeded moves, never their fate. */
     struct pending {
         const jq_job *j;
         char *json;
