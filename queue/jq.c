@@ -85,16 +85,32 @@ void jq_set_retention_ms(jq *q, int64_t ms) {
     q->retention_ms = ms > 0 ? ms : JQ_DEFAULT_RETENTION_MS;
 }
 
+/* Loads every script, each prefixed with lua/lib.lua (the shared helpers). */
 static int load_scripts(jq *q, char *err, size_t errlen) {
+    const ml_embedded *lib = ml_embed_find(jq_scripts, "lua/lib.lua");
+    if (ML_NEVER(!lib)) {
+        snprintf(err, errlen, "lua/lib.lua is not compiled in");
+        return JQ_ERR;
+    }
     for (int i = 0; i < S_COUNT; i++) {
         const ml_embedded *s = ml_embed_find(jq_scripts, k_names[i]);
         if (ML_NEVER(!s)) {
             snprintf(err, errlen, "script %s is not compiled in", k_names[i]);
             return JQ_ERR;
         }
-        const char *argv[] = {"SCRIPT", "LOAD", s->data};
-        size_t lens[] = {6, 4, s->len};
+        size_t len = lib->len + 1 + s->len;
+        char *text = malloc(len + 1);
+        if (!text) {
+            snprintf(err, errlen, "out of memory");
+            return JQ_ERR;
+        }
+        memcpy(text, lib->data, lib->len);
+        text[lib->len] = '\n';
+        memcpy(text + lib->len + 1, s->data, s->len + 1);
+        const char *argv[] = {"SCRIPT", "LOAD", text};
+        size_t lens[] = {6, 4, len};
         redisReply *rep = rds_cmdargv(q->r, err, errlen, 3, argv, lens);
+        free(text);
         if (!rep) return JQ_ERR;
         bool ok = rep->type == REDIS_REPLY_STRING && rep->len == 40;
         if (ok)

@@ -15,14 +15,7 @@ redis.call('ZREM', P .. 'leases', id)
 redis.call('HINCRBY', stats, typ .. ':active', -1)
 redis.call('HINCRBY', stats, typ .. ':failed_total', 1)
 if permanent or tonumber(att) >= tonumber(maxa) then
-  redis.call('HSET', jk, 'state', 'dead', 'error', err, 'finished_at', now)
-  redis.call('ZADD', P .. 'dead', now, typ .. '|' .. id)
-  redis.call('PEXPIRE', jk, retention)
-  redis.call('HINCRBY', stats, typ .. ':dead', 1)
-  redis.call('HINCRBY', stats, typ .. ':dead_total', 1)
-  if dkey and dkey ~= '' and redis.call('GET', P .. 'dedupe:' .. dkey) == id then
-    redis.call('DEL', P .. 'dedupe:' .. dkey)
-  end
+  ml_bury(P, id, typ, err, now, retention, dkey)
   return 2
 end
 redis.call('HSET', jk, 'state', 'delayed', 'error', err, 'run_at', now + backoff)

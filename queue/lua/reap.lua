@@ -22,19 +22,11 @@ for _, id in ipairs(expired) do
     redis.call('HINCRBY', stats, typ .. ':failed_total', 1)
     local msg = 'lease expired (worker ' .. tostring(w) .. ' stopped answering)'
     if tonumber(att) >= tonumber(maxa) then
-      redis.call('HSET', jk, 'state', 'dead', 'error', msg, 'finished_at', now)
-      redis.call('ZADD', P .. 'dead', now, typ .. '|' .. id)
-      redis.call('PEXPIRE', jk, retention)
-      redis.call('HINCRBY', stats, typ .. ':dead', 1)
-      redis.call('HINCRBY', stats, typ .. ':dead_total', 1)
-      if dkey and dkey ~= '' and redis.call('GET', P .. 'dedupe:' .. dkey) == id then
-        redis.call('DEL', P .. 'dedupe:' .. dkey)
-      end
+      ml_bury(P, id, typ, msg, now, retention, dkey)
     else
       redis.call('HSET', jk, 'state', 'queued', 'error', msg)
       redis.call('RPUSH', P .. 'ready:' .. typ, id)
-      redis.call('LPUSH', P .. 'wake:' .. typ, 1)
-      redis.call('LTRIM', P .. 'wake:' .. typ, 0, 63)
+      ml_wake(P, typ)
       redis.call('HINCRBY', stats, typ .. ':queued', 1)
       redis.call('HINCRBY', stats, typ .. ':retried_total', 1)
     end

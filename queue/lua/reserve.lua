@@ -9,20 +9,7 @@ local worker, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local max, ntypes = tonumber(ARGV[4]), tonumber(ARGV[5])
 local stats = P .. 'stats'
 
-local due = redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(due) do
-  redis.call('ZREM', P .. 'delayed', id)
-  local jk = P .. 'job:' .. id
-  local st, typ = unpack(redis.call('HMGET', jk, 'state', 'type'))
-  if st == 'delayed' then
-    redis.call('HSET', jk, 'state', 'queued')
-    redis.call('RPUSH', P .. 'ready:' .. typ, id)
-    redis.call('LPUSH', P .. 'wake:' .. typ, 1)
-    redis.call('LTRIM', P .. 'wake:' .. typ, 0, 63)
-    redis.call('HINCRBY', stats, typ .. ':delayed', -1)
-    redis.call('HINCRBY', stats, typ .. ':queued', 1)
-  end
-end
+ml_promote_due(P, now, 1000)
 
 local out = {}
 local z = {}
