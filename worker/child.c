@@ -11,8 +11,9 @@
  *   2. runs each reserved job with its handler (payload parsed as a JSON
  *      object with duplicate keys rejected; the handler's timeout clock runs
  *      only while the handler does);
- *   3. acks it, or fails it (permanent errors and the last allowed attempt
- *      → dead; else retried with backoff), and logs one "job" line.
+ *   3. fails it at once (permanent errors and the last allowed attempt →
+ *      dead; else retried with backoff), or keeps its success to ack with
+ *      the batch's others in one jq_ack_many; logs one "job" line per job.
  * SIGTERM/SIGINT only set wk_stop: the loop stops reserving, finishes and
  * acks the jobs in hand, and exits 0 (the supervisor SIGKILLs after
  * BILLING_SHUTDOWN_GRACE_S; leases bring such jobs back).
@@ -153,41 +154,61 @@ static bool landed(loop *w, const char *id, bool ack, const char *error, bool *d
     return ok;
 }
 
-/* Acks or fails j with retries, forgets it, logs its line. */
-static void finish(loop *w, const jq_job *j, int max_attempts, wk_status st, const wk_result *res,
-                   int64_t duration_us) {
-    bool ack = st == WK_OK;
-    bool permanent = st == WK_PERMANENT || j->attempts >= max_attempts;
-    bool dead = false, retried = false;
-    char err[256] = "";
-    int rc;
+/* Runs one Redis call until Redis answers (anything but JQ_ERR) or two
+ * leases have passed, reporting the outage through wk_dep.  *retried tells
+ * whether more than one try was needed (a JQ_LOST after a retry may mean the
+ * first try landed). */
+typedef int (*redis_call)(loop *w, void *arg, char *err, size_t errlen);
+static int with_retries(loop *w, redis_call call, void *arg, bool *retried, char *err,
+                        size_t errlen) {
     wk_backoff b = {0};
     int64_t until = wk_mono_us() + 2LL * w->c->job_lease_ms * 1000;
+    *retried = false;
     for (;;) {
-        rc = ack ? jq_ack(w->q, j->id, w->worker, res->json, err, sizeof err)
-                 : jq_fail(w->q, j->id, w->worker, res->error, permanent, &dead, err, sizeof err);
+        int rc = call(w, arg, err, errlen);
         if (rc != JQ_ERR) {
             wk_dep_ok(&w->redis);
-            break;
+            return rc;
         }
         wk_dep_fail(&w->redis, err);
-        if (wk_mono_us() >= until) break;
-        retried = true;
+        if (wk_mono_us() >= until) return JQ_ERR;
+        *retried = true;
         wk_backoff_sleep(&b);
     }
-    if (rc == JQ_LOST && retried && landed(w, j->id, ack, res->error, &dead)) rc = JQ_OK;
+}
+
+typedef struct fail_call {
+    const jq_job *j;
+    const char *error;
+    bool permanent;
+    bool dead;
+} fail_call;
+
+static int call_fail(loop *w, void *arg, char *err, size_t errlen) {
+    fail_call *f = arg;
+    return jq_fail(w->q, f->j->id, w->worker, f->error, f->permanent, &f->dead, err, errlen);
+}
+
+/* Fails j (retried later, or dead), forgets it, logs its line. */
+static void fail_job(loop *w, const jq_job *j, int max_attempts, wk_status st, const wk_result *res,
+                     int64_t duration_us) {
+    fail_call f = {j, res->error, st == WK_PERMANENT || j->attempts >= max_attempts, false};
+    char err[256] = "";
+    bool retried;
+    int rc = with_retries(w, call_fail, &f, &retried, err, sizeof err);
+    if (rc == JQ_LOST && retried && landed(w, j->id, false, res->error, &f.dead)) rc = JQ_OK;
     wk_beat_release(w->beat, j->id);
 
     char line[1024];
     const char *outcome;
     if (rc == JQ_OK) {
-        outcome = ack ? "ok" : dead ? "dead" : "retry";
-        snprintf(line, sizeof line, "%s", ack ? "" : res->error);
+        outcome = f.dead ? "dead" : "retry";
+        snprintf(line, sizeof line, "%s", res->error);
     } else {
         outcome = "lost";
-        snprintf(line, sizeof line, "%s%s%s%s",
+        snprintf(line, sizeof line, "%s%s; %s",
                  rc == JQ_LOST ? "lease lost: the job moved on" : "result not recorded: ",
-                 rc == JQ_LOST ? "" : err, ack ? "" : "; ", ack ? "" : res->error);
+                 rc == JQ_LOST ? "" : err, res->error);
     }
     wk_log_job(j->id, j->type, j->attempts, duration_us, outcome, line, w->worker);
 }
@@ -199,39 +220,37 @@ static int attempts_allowed(const jq_job *j, const wk_handler *h) {
     return m > 0 ? m : 1;
 }
 
-/* Acks every pending success in one script run (retried like finish), then
- * forgets and logs each. */
+typedef struct ack_call {
+    const char **ids, **res;
+    int *status;
+    size_t n;
+} ack_call;
+
+static int call_ack(loop *w, void *arg, char *err, size_t errlen) {
+    ack_call *a = arg;
+    return jq_ack_many(w->q, w->worker, a->ids, a->res, a->n, a->status, err, errlen);
+}
+
+/* Acks every pending success in one script run (with retries), then forgets
+ * and logs each. */
 static void ack_pending(loop *w) {
     int n = w->npend;
     if (n == 0) return;
-    const char **ids = calloc((size_t)n, sizeof *ids);
-    const char **res = calloc((size_t)n, sizeof *res);
-    int *status = calloc((size_t)n, sizeof *status);
+    ack_call a = {calloc((size_t)n, sizeof *a.ids), calloc((size_t)n, sizeof *a.res),
+                  calloc((size_t)n, sizeof *a.status), (size_t)n};
     char err[256] = "out of memory";
     int rc = JQ_ERR;
     bool retried = false;
-    if (ids && res && status) {
+    if (a.ids && a.res && a.status) {
         for (int i = 0; i < n; i++) {
-            ids[i] = w->pend[i].j->id;
-            res[i] = w->pend[i].json;
+            a.ids[i] = w->pend[i].j->id;
+            a.res[i] = w->pend[i].json;
         }
-        wk_backoff b = {0};
-        int64_t until = wk_mono_us() + 2LL * w->c->job_lease_ms * 1000;
-        for (;;) {
-            rc = jq_ack_many(w->q, w->worker, ids, res, (size_t)n, status, err, sizeof err);
-            if (rc != JQ_ERR) {
-                wk_dep_ok(&w->redis);
-                break;
-            }
-            wk_dep_fail(&w->redis, err);
-            if (wk_mono_us() >= until) break;
-            retried = true;
-            wk_backoff_sleep(&b);
-        }
+        rc = with_retries(w, call_ack, &a, &retried, err, sizeof err);
     }
     for (int i = 0; i < n; i++) {
         const jq_job *j = w->pend[i].j;
-        int st = rc == JQ_ERR ? JQ_ERR : status[i];
+        int st = rc == JQ_ERR ? JQ_ERR : a.status[i];
         bool dead = false;
         if (st == JQ_LOST && retried && landed(w, j->id, true, "", &dead)) st = JQ_OK;
         wk_beat_release(w->beat, j->id);
@@ -245,9 +264,9 @@ static void ack_pending(loop *w) {
         free(w->pend[i].json);
     }
     w->npend = 0;
-    free(ids);
-    free(res);
-    free(status);
+    free(a.ids);
+    free(a.res);
+    free(a.status);
 }
 
 static void run_job(loop *w, const jq_job *j) {
@@ -284,12 +303,13 @@ static void run_job(loop *w, const jq_job *j) {
     }
     json_decref(payload);
     int64_t t1 = wk_mono_us();
-    if (st == WK_OK && w->npend < w->cap) {
+    if (st == WK_OK) { /* acked with the rest of the batch (ack_pending) */
+        if (ML_NEVER(w->npend == w->cap)) ack_pending(w);
         if (w->npend == 0) w->pend_since_us = t1;
         w->pend[w->npend++] = (struct pending){j, res.json, t1 - t0};
         return;
     }
-    finish(w, j, max_attempts, st, &res, t1 - t0);
+    fail_job(w, j, max_attempts, st, &res, t1 - t0);
     free(res.json);
 }
 
