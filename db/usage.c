@@ -111,19 +111,28 @@ static int copy_rows(db *d, db_err *e, const db_usage_row *rows, size_t n) {
 
 int db_usage_insert(db *d, db_err *e, const db_usage_row *rows, size_t n,
                     const char *occurred_min, const char *occurred_max, db_usage_result *out) {
+    return db_usage_insert_tx(d, e, rows, n, occurred_min, occurred_max, NULL, NULL, out);
+}
+
+int db_usage_insert_tx(db *d, db_err *e, const db_usage_row *rows, size_t n,
+                       const char *occurred_min, const char *occurred_max, db_usage_tx_hook hook,
+                       void *arg, db_usage_result *out) {
     memset(out, 0, sizeof *out);
     out->rows = (long long)n;
-    if (n == 0) return 0;
+    if (n == 0 && !hook) return 0;
     if (db_begin(d, e)) return -1;
     PGresult *r = NULL;
-    if (db_cmd(d, e, k_stage, 0, NULL) ||
-        DB_CMD(d, e, "SELECT ml_usage_ensure_partitions($1::timestamptz, $2::timestamptz)",
-               occurred_min, occurred_max) ||
-        copy_rows(d, e, rows, n) || !(r = db_exec(d, e, k_move, 0, NULL)))
-        goto fail;
-    out->inserted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    out->duplicates = out->rows - out->inserted;
-    PQclear(r);
+    if (n > 0) {
+        if (db_cmd(d, e, k_stage, 0, NULL) ||
+            DB_CMD(d, e, "SELECT ml_usage_ensure_partitions($1::timestamptz, $2::timestamptz)",
+                   occurred_min, occurred_max) ||
+            copy_rows(d, e, rows, n) || !(r = db_exec(d, e, k_move, 0, NULL)))
+            goto fail;
+        out->inserted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        out->duplicates = out->rows - out->inserted;
+        PQclear(r);
+    }
+    if (hook && hook(d, e, out, arg)) goto fail;
     if (db_commit(d, e)) goto fail;
     return 0;
 fail:

@@ -40,4 +40,14 @@ typedef struct db_usage_result {
 int db_usage_insert(db *d, db_err *e, const db_usage_row *rows, size_t n,
                     const char *occurred_min, const char *occurred_max, db_usage_result *out);
 
+/* Runs inside db_usage_insert_tx's transaction after the rows went in (out
+ * filled): write a checkpoint or a "done" marker atomically with them.
+ * Return 0, or -1 with e filled to roll everything back. */
+typedef int (*db_usage_tx_hook)(db *d, db_err *e, const db_usage_result *res, void *arg);
+
+/* db_usage_insert with a hook (may be NULL) run before the commit. */
+int db_usage_insert_tx(db *d, db_err *e, const db_usage_row *rows, size_t n,
+                       const char *occurred_min, const char *occurred_max, db_usage_tx_hook hook,
+                       void *arg, db_usage_result *out);
+
 #endif
