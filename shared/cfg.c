@@ -72,6 +72,8 @@ static const cfg_opt g_opts[] = {
      "billing-worker: most jobs a worker process reserves at once (per handler batch group)"},
     {"BILLING_JOB_TIMEOUT_MS", "--job-timeout-ms", CT_INT, 0, 86400000, "0", I(job_timeout_ms),
      "billing-worker: caps every job type's timeout in ms; 0 = each type's own"},
+    {"BILLING_IMPORT_CHUNK", "--import-chunk", CT_INT, 1, 20000, "5000", I(import_chunk),
+     "billing-worker: usage.import rows per committed chunk (a retried import resumes after it)"},
 };
 
 static int set_opt(cfg *c, const cfg_opt *o, const char *val, const char *src, char *err,

@@ -29,6 +29,7 @@ typedef struct cfg {
     int job_lease_ms;   /* billing-worker: lease of a reserved job (heartbeats every third) */
     int job_batch;      /* billing-worker: most jobs one reserve takes */
     int job_timeout_ms; /* billing-worker: caps every handler's timeout; 0 = the table's */
+    int import_chunk;   /* billing-worker: usage.import rows per committed chunk */
 } cfg;
 
 /* Fills c from defaults, env, then argv[first..argc) flags.  Unknown flags

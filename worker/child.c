@@ -288,6 +288,7 @@ static void run_job(loop *w, const jq_job *j) {
                       .db = w->db,
                       .payload = payload,
                       .worker = w->worker,
+                      .cfg = w->c,
                       .progress = ctx_progress,
                       .loop = w};
         for (;;) {

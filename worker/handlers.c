@@ -18,6 +18,7 @@ const wk_handler wk_handlers[] = {
     {"noop",     wk_job_noop,   5,        10000,      128},
     {"sleep",    wk_job_sleep,  5,        120000,     4},
     {"fail",     wk_job_fail,   3,        10000,      4},
+    {"usage.import", wk_job_usage_import, 5,  3600000,    1},
 };
 /* clang-format on */
 const size_t wk_handlers_len = ML_ARRAY_LEN(wk_handlers);

@@ -38,6 +38,7 @@
  */
 #ifndef ML_WK_HANDLERS_H
 #define ML_WK_HANDLERS_H
+#include "cfg.h"
 #include "db.h"
 #include "jq.h"
 #include <jansson.h>
@@ -51,6 +52,7 @@ struct wk_ctx {
     db *db;                /* this process's PostgreSQL connection */
     const json_t *payload; /* the job's payload, a JSON object (borrowed) */
     const char *worker;    /* "<hostname>:<pid>" */
+    const struct cfg *cfg; /* the process's configuration (storage dir, …) */
     /* Records progress 0..100 with a message (may be NULL).  Returns JQ_OK,
      * JQ_LOST (the job is not ours any more) or JQ_ERR (not recorded). */
     int (*progress)(wk_ctx *ctx, int pct, const char *msg);
@@ -105,5 +107,10 @@ bool wk_payload_only(const json_t *payload, const char *const *allowed, wk_resul
 wk_status wk_job_noop(wk_ctx *ctx, wk_result *res);
 wk_status wk_job_sleep(wk_ctx *ctx, wk_result *res);
 wk_status wk_job_fail(wk_ctx *ctx, wk_result *res);
+
+/* usage.import (worker/import.c): {"import_id": "<uuid>"} loads the CSV file
+ * of that usage_imports row → {import_id, status, rows, imported, duplicates,
+ * rejected}.  Resumes after the last committed chunk when retried. */
+wk_status wk_job_usage_import(wk_ctx *ctx, wk_result *res);
 
 #endif
