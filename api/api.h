@@ -50,9 +50,38 @@ enum {
     RT_ORG = 1 << 2,      /* acts on one organization: admins must give ?org=<slug> */
     RT_ALL_ORGS = 1 << 3, /* with RT_ORG: an admin without ?org sees all (org_id 0) */
     RT_PUBLIC = 1 << 4,   /* no authentication */
+    RT_UPLOAD = 1 << 6,   /* body streamed to a spool file by upload.c (r->upload);
+                             limit BILLING_MAX_UPLOAD */
 };
 
 typedef struct api_req api_req;
+
+/* A request body the connection filter (upload.c) streamed to a spool file
+ * under BILLING_STORAGE_DIR/tmp/, or refused without holding it in memory.
+ * Owned by the request: api_upload_free (on request free) deletes the spool
+ * file unless the handler moved it away and set path to NULL. */
+enum {
+    API_UPL_OK = 0,      /* spooled: path, size, sha256 valid */
+    API_UPL_TOO_LARGE,   /* over the route's limit: discarded (413) */
+    API_UPL_BAD_FRAMING, /* malformed chunked body (400; the connection closes) */
+    API_UPL_BAD_BODY,    /* malformed multipart or no part named file (error says) */
+    API_UPL_UNSUPPORTED, /* Content-Type neither CSV nor multipart: discarded (415) */
+    API_UPL_NO_AUTH,     /* no credentials at all: discarded unread (the 401 follows) */
+    API_UPL_IO,          /* the spool file could not be written (503) */
+};
+enum { API_UPL_CSV = 1, API_UPL_MULTIPART = 2 };
+typedef struct api_upload {
+    int state;
+    int kind;           /* API_UPL_CSV / API_UPL_MULTIPART (0 = neither) */
+    char *path;         /* absolute spool path, or NULL */
+    long long size;     /* file bytes (OK); body bytes declared or seen (TOO_LARGE) */
+    long long limit;    /* the limit that applied */
+    char sha256[65];    /* lowercase hex, computed while streaming */
+    char filename[256]; /* multipart filename ("" if none) */
+    bool missing_file;  /* BAD_BODY: the multipart body has no part named file */
+    char error[160];
+} api_upload;
+void api_upload_free(api_upload *u); /* NULL ok; unlinks u->path if set */
 typedef void (*api_handler)(api_req *r);
 
 typedef struct api_route {
@@ -109,6 +138,8 @@ struct api_req {
     char request_id[65];
     char *h_authorization, *h_cookie, *h_origin, *h_host, *h_sec_fetch_site, *h_user_agent,
         *h_content_type, *h_referer, *h_accept;
+    struct api_upload *upload; /* upload.c: the streamed body of an RT_UPLOAD route,
+                                  or why a body was refused; NULL otherwise */
     char peer[64];
     int64_t t0_us;
     /* ---- database thread ---- */

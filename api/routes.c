@@ -56,6 +56,14 @@ const api_route api_routes[] = {
      "plans_list"},
     {"GET", "/v1/plans/{code}", h_plans_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG, "plans_get"},
 
+    /* CSV imports (routes_imports.c); the body is streamed to disk by upload.c */
+    {"POST", "/v1/usage/imports", h_imports_create, ROLES_WRITE_CATALOG, SCOPE_USAGE_WRITE,
+     JSONBODY, RT_ORG | RT_UPLOAD, "imports_create"},
+    {"GET", "/v1/usage/imports", h_imports_list, ROLES_ALL, SCOPE_READ, NOBODY,
+     RT_ORG | RT_ALL_ORGS, "imports_list"},
+    {"GET", "/v1/usage/imports/{id}", h_imports_get, ROLES_ALL, SCOPE_READ | SCOPE_USAGE_WRITE,
+     NOBODY, RT_ORG | RT_ALL_ORGS, "imports_get"},
+
     /* jobs (the queue in Redis) */
     {"GET", "/v1/jobs/{id}", h_jobs_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
      "jobs_get"},

@@ -35,6 +35,11 @@ void h_plans_create(api_req *r);
 void h_plans_list(api_req *r);
 void h_plans_get(api_req *r);
 
+/* CSV usage imports (routes_imports.c) */
+void h_imports_create(api_req *r);
+void h_imports_get(api_req *r);
+void h_imports_list(api_req *r);
+
 /* jobs (routes_jobs.c) */
 void h_jobs_get(api_req *r);
 void h_admin_queues(api_req *r);

@@ -23,6 +23,10 @@
  * completion path drops its reply.  Both are cleared before a reply is sent,
  * because the connection may carry later keep-alive requests.
  *
+ * Request bodies reach evhttp through upload.c's per-connection filter,
+ * which streams RT_UPLOAD bodies to spool files (r->upload) and turns a
+ * body over its route's limit into a flagged empty request: our JSON 413.
+ *
  * Health: a health thread checks PostgreSQL and Redis every 500 ms with its
  * own connections; /readyz reads the result without blocking.  The same
  * thread refreshes the job-queue snapshot for /metrics (jq_stats on its own
@@ -41,6 +45,7 @@
 #include "fmacros.h"
 #include "api.h"
 #include "server.h"
+#include "upload.h"
 #include "log.h"
 #include "rnd.h"
 #include "ts.h"
@@ -73,6 +78,7 @@ struct api_loop {
     struct event *stop_ev; /* activated by main: stop accepting */
     pthread_mutex_t mu;
     api_req *done_head, *done_tail;
+    upl_loop *upl; /* upload.c: the connection filter's per-loop state */
 };
 
 struct api_server {
@@ -119,6 +125,7 @@ static void req_free(api_req *r) {
     free(r->h_content_type);
     free(r->h_referer);
     free(r->h_accept);
+    api_upload_free(r->upload); /* deletes a spool the handler did not keep */
     for (int i = 0; i < r->nh; i++) {
         free(r->hk[i]);
         free(r->hv[i]);
@@ -506,6 +513,7 @@ static void on_request(struct evhttp_request *ev, void *arg) {
     r->h_content_type = hdup(ih, "Content-Type");
     r->h_referer = hdup(ih, "Referer");
     r->h_accept = hdup(ih, "Accept");
+    r->upload = upl_take(l->upl, ev); /* a streamed or refused body (upload.c) */
     if (!r->path || (query && !r->query)) {
         api_err(r, 503, "unavailable", "out of memory");
         finish(r);
@@ -538,6 +546,17 @@ static void on_request(struct evhttp_request *ev, void *arg) {
     struct evbuffer *in = evhttp_request_get_input_buffer(ev);
     size_t blen = in ? evbuffer_get_length(in) : 0;
     long long maxb = r->route->max_body < 0 ? s->cfg->max_body : r->route->max_body;
+    if (r->upload && r->upload->state == API_UPL_TOO_LARGE) {
+        api_err(r, 413, "payload_too_large", "request body is %lld bytes; the limit here is %lld",
+                r->upload->size, r->upload->limit);
+        finish(r);
+        return;
+    }
+    if (r->upload && r->upload->state == API_UPL_BAD_FRAMING) {
+        api_err(r, 400, "bad_request", "%s", r->upload->error);
+        finish(r);
+        return;
+    }
     if ((long long)blen > maxb) {
         api_err(r, 413, "payload_too_large", "request body is %zu bytes; the limit here is %lld",
                 blen, maxb);
@@ -668,11 +687,19 @@ static int loop_init(api_server *s, api_loop *l, char *err, size_t errlen) {
         return -1;
     }
     evhttp_set_gencb(l->http, on_request, l);
+    l->upl = upl_loop_new(l->http, s->cfg, err, errlen); /* streams bodies (upload.c) */
+    if (!l->upl) return -1;
     evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                             EVHTTP_REQ_OPTIONS);
     evhttp_set_max_headers_size(l->http, 64 * 1024);
-    evhttp_set_max_body_size(l->http, (ev_ssize_t)s->cfg->max_body);
+    /* upload.c refuses (JSON 413) or streams every body over its route's
+     * limit before evhttp sees it; evhttp's own limit (an HTML 413) only
+     * needs to let the largest in-memory route limit through */
+    long long evmax = s->cfg->max_body;
+    for (size_t i = 0; i < api_nroutes; i++)
+        if (api_routes[i].max_body > evmax) evmax = api_routes[i].max_body;
+    evhttp_set_max_body_size(l->http, (ev_ssize_t)evmax);
     evhttp_set_timeout(l->http, 120);
     int fd = dup(s->lfd);
     if (fd < 0 || evutil_make_socket_closeonexec(fd)) {
@@ -690,6 +717,7 @@ static int loop_init(api_server *s, api_loop *l, char *err, size_t errlen) {
 
 static void loop_destroy(api_loop *l) {
     if (l->http) evhttp_free(l->http);
+    upl_loop_free(l->upl);
     if (l->done_ev) event_free(l->done_ev);
     if (l->stop_ev) event_free(l->stop_ev);
     if (l->base) event_base_free(l->base);

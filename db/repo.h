@@ -101,4 +101,23 @@ int repo_plan_get(db *d, db_err *e, long long org_id, const char *code, json_t *
 int repo_plans_list(db *d, db_err *e, long long org_id, int limit, const char *after, json_t **rows,
                     char **next);
 
+/* ---- usage imports (repo_imports.c) ---- */
+typedef struct repo_import_new {
+    const char *id;         /* uuid we generated */
+    const char *created_by; /* user or API key id */
+    const char *filename;   /* client's file name (valid UTF-8, <= 255 bytes) or NULL */
+    const char *file_path;  /* relative to BILLING_STORAGE_DIR */
+    long long size_bytes;
+    const char *sha256;
+    const char *on_error; /* "abort" | "skip" */
+} repo_import_new;
+int repo_import_create(db *d, db_err *e, long long org_id, const repo_import_new *in);
+int repo_import_set_job(db *d, db_err *e, long long org_id, const char *id, const char *job_id);
+int repo_import_delete(db *d, db_err *e, long long org_id, const char *id);
+/* org_id 0 = any organization (admins). */
+int repo_import_get(db *d, db_err *e, long long org_id, const char *id, json_t **out);
+/* Newest first; after = the previous page's cursor (REPO_INVALID if malformed). */
+int repo_imports_list(db *d, db_err *e, long long org_id, int limit, const char *after,
+                      json_t **rows, char **next);
+
 #endif

@@ -62,6 +62,8 @@ static const cfg_opt g_opts[] = {
      "window of the login failure counter, seconds"},
     {"BILLING_MAX_BODY", "--max-body", CT_INT, 1024, 1LL << 32, "10485760", I(max_body),
      "JSON body limit in bytes"},
+    {"BILLING_MAX_UPLOAD", "--max-upload", CT_INT, 1, 1LL << 40, "1073741824", I(max_upload),
+     "CSV upload limit in bytes (streamed to disk, never held in memory)"},
     {"BILLING_SHUTDOWN_GRACE_S", "--shutdown-grace-s", CT_INT, 0, 3600, "20", I(shutdown_grace_s),
      "SIGTERM: seconds to finish in-flight work"},
     {"BILLING_COOKIE_SECURE", "--cookie-secure", CT_BOOL, 0, 1, "0", I(cookie_secure),
@@ -132,7 +134,7 @@ static int set_opt(cfg *c, const cfg_opt *o, const char *val, const char *src, c
             return -1;
         }
     }
-    if (o->off == offsetof(cfg, max_body))
+    if (o->off == offsetof(cfg, max_body) || o->off == offsetof(cfg, max_upload))
         *(long long *)field = x;
     else
         *(int *)field = (int)x;

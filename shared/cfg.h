@@ -24,6 +24,7 @@ typedef struct cfg {
     int login_max_failures; /* per email + address, per window */
     int login_window_s;
     long long max_body; /* default JSON body limit, bytes */
+    long long max_upload; /* streamed upload limit (POST /v1/usage/imports), bytes */
     int shutdown_grace_s;
     int cookie_secure;  /* add Secure to the session cookie */
     int job_lease_ms;   /* billing-worker: lease of a reserved job (heartbeats every third) */
