@@ -7,8 +7,9 @@
 //
 // Auth is the HttpOnly `meterline_session` cookie set by POST /v1/sessions
 // (and /v1/signup); fetch sends it with credentials: 'same-origin'.  Money and
-// quantities are decimal strings from the API and are shown exactly as given —
-// the UI never does arithmetic on them.
+// quantities are decimal strings from the API and are shown exactly as given;
+// the only arithmetic on them (usage totals) is exact, on BigInt-scaled
+// integers — floats only ever size the bars of a chart.
 
 'use strict';
 
@@ -20,6 +21,7 @@ const state = {
   org: null,         // platform admins: the chosen organization's slug
   orgs: [],          // platform admins: every organization
   cache: {},         // per-organization lists used by selects: metrics, plans
+  usage: null,       // the usage page's filters (kept while navigating)
 };
 
 const ORG_KEY = 'meterline.admin.org';
@@ -319,6 +321,7 @@ function renderAuth(mode = 'login', notice = null) {
   state.me = null;
   clear($toasts);
   state.cache = {};
+  state.usage = null;
   const signup = mode === 'signup';
   const btn = h('button', { class: 'btn primary block', type: 'submit' }, signup ? 'Create account' : 'Sign in');
   const pw = input({ type: 'password', autocomplete: signup ? 'new-password' : 'current-password', required: true, minlength: signup ? 8 : null });
@@ -388,8 +391,8 @@ const NAV = [
   { path: '/customers', label: 'Customers', icon: 'customers' },
   { path: '/metrics', label: 'Metrics', icon: 'metrics' },
   { path: '/plans', label: 'Plans', icon: 'plans' },
+  { path: '/usage', label: 'Usage', icon: 'usage' },
   { section: 'Coming soon' },
-  { path: '/usage', label: 'Usage', icon: 'usage', soon: true },
   { path: '/invoices', label: 'Invoices', icon: 'invoices', soon: true },
   { path: '/reports', label: 'Reports', icon: 'reports', soon: true },
 ];
@@ -411,6 +414,7 @@ function orgPicker() {
 function chooseOrg(slug) {
   state.org = slug;
   state.cache = {};
+  state.usage = null;
   if (slug) localStorage.setItem(ORG_KEY, slug); else localStorage.removeItem(ORG_KEY);
   renderShell();
   route();
@@ -461,7 +465,8 @@ const ROUTES = [
   [/^\/metrics$/, pageMetrics],
   [/^\/plans$/, pagePlans],
   [/^\/settings$/, pageSettings],
-  [/^\/(usage|invoices|reports)$/, pageSoon],
+  [/^\/usage$/, pageUsage],
+  [/^\/(invoices|reports)$/, pageSoon],
 ];
 
 function route() {
@@ -1326,11 +1331,850 @@ async function drawKeys(card) {
 }
 
 // ---------------------------------------------------------------------------
+// usage: aggregates (chart + buckets), raw events, CSV imports
+//
+// Time: the filter's from/to are wall-clock values in the chosen IANA zone
+// (never the browser's), turned into UTC instants with Intl only when a
+// request is made.  Quantities stay decimal strings; totals are summed with
+// BigInt-scaled integers (decAdd), floats only size the bars.
+
+const COMMON_TZ = ['UTC', 'America/Los_Angeles', 'America/Denver', 'America/Chicago', 'America/New_York',
+  'America/Sao_Paulo', 'Europe/London', 'Europe/Paris', 'Europe/Berlin', 'Europe/Zurich', 'Europe/Helsinki',
+  'Africa/Johannesburg', 'Asia/Dubai', 'Asia/Kolkata', 'Asia/Kathmandu', 'Asia/Singapore', 'Asia/Shanghai',
+  'Asia/Tokyo', 'Australia/Sydney', 'Pacific/Auckland'];
+const GRAN = { hour: ['Hourly', 'hour'], day: ['Daily', 'day'], month: ['Monthly', 'month'] };
+const CAN_TOTAL = { sum: true, count: true };
+
+// ICU still reports some zones by their old names.
+const TZ_ALIAS = { 'Asia/Katmandu': 'Asia/Kathmandu', 'Asia/Calcutta': 'Asia/Kolkata', 'Asia/Saigon': 'Asia/Ho_Chi_Minh',
+  'Europe/Kiev': 'Europe/Kyiv', 'Asia/Rangoon': 'Asia/Yangon', 'Etc/UTC': 'UTC', 'Etc/GMT': 'UTC' };
+function browserTz() {
+  let z = 'UTC';
+  try { z = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC'; } catch { /* keep UTC */ }
+  return TZ_ALIAS[z] || z;
+}
+
+// -- decimal strings (exact) ------------------------------------------------
+
+function decParse(s) {
+  const m = /^([+-])?(\d*)(?:\.(\d*))?$/.exec(String(s == null ? '0' : s).trim());
+  if (!m || (!m[2] && !m[3])) return null;
+  const frac = m[3] || '';
+  let v = BigInt(`${m[2] || '0'}${frac}`);
+  if (m[1] === '-') v = -v;
+  return { v, scale: frac.length };
+}
+const decAt = (d, scale) => d.v * 10n ** BigInt(scale - d.scale);
+function decAdd(a, b) {
+  const s = Math.max(a.scale, b.scale);
+  return { v: decAt(a, s) + decAt(b, s), scale: s };
+}
+function decCmp(a, b) {
+  const s = Math.max(a.scale, b.scale);
+  const x = decAt(a, s);
+  const y = decAt(b, s);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+function decStr(d) {
+  const neg = d.v < 0n;
+  let s = (neg ? -d.v : d.v).toString();
+  if (d.scale) {
+    s = s.padStart(d.scale + 1, '0');
+    s = `${s.slice(0, -d.scale)}.${s.slice(-d.scale)}`;
+  }
+  return `${neg ? '-' : ''}${s}`;
+}
+// Sum of decimal strings, exact (sum(['0.1', '0.2']) === '0.3').
+function decSum(list) {
+  let acc = { v: 0n, scale: 0 };
+  for (const s of list) { const d = decParse(s); if (d) acc = decAdd(acc, d); }
+  return decStr(acc);
+}
+function decMax(list) {
+  let best = null;
+  for (const s of list) { const d = decParse(s); if (d && (!best || decCmp(d, best) > 0)) best = d; }
+  return best ? decStr(best) : '0';
+}
+// Digit grouping for display; the digits themselves are untouched.
+let numFmt = null;
+function fmtQty(s) {
+  const m = /^(-?)(\d+)(\.\d+)?$/.exec(String(s));
+  if (!m) return String(s);
+  if (!numFmt) {
+    numFmt = new Intl.NumberFormat(undefined, { useGrouping: true });
+    numFmt.dec = (numFmt.formatToParts(1.5).find((p) => p.type === 'decimal') || { value: '.' }).value;
+  }
+  return `${m[1]}${numFmt.format(BigInt(m[2]))}${m[3] ? numFmt.dec + m[3].slice(1) : ''}`;
+}
+
+// -- wall-clock time in a zone ---------------------------------------------
+
+const tzFmt = new Map();
+function tzParts(ms, tz) {
+  let f = tzFmt.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric',
+      hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    tzFmt.set(tz, f);
+  }
+  const o = {};
+  for (const p of f.formatToParts(new Date(ms))) if (p.type !== 'literal') o[p.type] = Number(p.value);
+  if (o.hour === 24) o.hour = 0;
+  return o;
+}
+function tzOffset(ms, tz) {
+  const t = Math.floor(ms / 1000) * 1000;
+  const p = tzParts(t, tz);
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - t;
+}
+// UTC ms of a wall-clock time in tz (fields may overflow: month 13, day 0 …).
+function wallToUtc(w, tz) {
+  const wall = Date.UTC(w.y, w.mo - 1, w.d || 1, w.h || 0, w.mi || 0);
+  const first = wall - tzOffset(wall, tz);
+  return wall - tzOffset(first, tz);
+}
+const pad2 = (n) => String(n).padStart(2, '0');
+function wallNorm(w) { // normalise overflowing fields through Date.UTC
+  const d = new Date(Date.UTC(w.y, w.mo - 1, w.d || 1, w.h || 0, w.mi || 0));
+  return { y: d.getUTCFullYear(), mo: d.getUTCMonth() + 1, d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes() };
+}
+// The value of the range inputs for a granularity: datetime-local, date, month.
+function wallToInput(w, gran) {
+  const ymd = `${String(w.y).padStart(4, '0')}-${pad2(w.mo)}`;
+  if (gran === 'month') return ymd;
+  if (gran === 'day') return `${ymd}-${pad2(w.d)}`;
+  return `${ymd}-${pad2(w.d)}T${pad2(w.h)}:${pad2(w.mi)}`;
+}
+function inputToWall(s) {
+  const m = /^(\d{4})-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2}))?)?/.exec(s || '');
+  if (!m) return null;
+  return { y: +m[1], mo: +m[2], d: m[3] ? +m[3] : 1, h: m[4] ? +m[4] : 0, mi: m[5] ? +m[5] : 0 };
+}
+const isoUtc = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
+
+// Default range, aligned to buckets of tz: the last 7 days of hours (through
+// the current hour), the current month of days, the last 12 months.
+function defaultRange(gran, tz) {
+  const p = tzParts(Date.now(), tz);
+  let from;
+  let to;
+  if (gran === 'hour') {
+    to = wallNorm({ y: p.year, mo: p.month, d: p.day, h: p.hour + 1 });
+    from = wallNorm({ ...to, d: to.d - 7 });
+  } else if (gran === 'day') {
+    from = { y: p.year, mo: p.month, d: 1, h: 0, mi: 0 };
+    to = wallNorm({ y: p.year, mo: p.month + 1, d: 1 });
+  } else {
+    from = wallNorm({ y: p.year, mo: p.month - 11, d: 1 });
+    to = wallNorm({ y: p.year, mo: p.month + 1, d: 1 });
+  }
+  return { from: wallToInput(from, gran), to: wallToInput(to, gran) };
+}
+
+const dateFmts = new Map();
+function fmtIn(ms, tz, opts) {
+  const key = `${tz}|${JSON.stringify(opts)}`;
+  let f = dateFmts.get(key);
+  if (!f) {
+    try { f = new Intl.DateTimeFormat(undefined, { timeZone: tz, ...opts }); } catch { f = new Intl.DateTimeFormat(undefined, opts); }
+    dateFmts.set(key, f);
+  }
+  return f.format(new Date(ms));
+}
+const HM = { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' };
+function bucketLabel(ms, gran, tz) {
+  if (gran === 'month') return fmtIn(ms, tz, { month: 'long', year: 'numeric' });
+  if (gran === 'day') return fmtIn(ms, tz, { weekday: 'short', month: 'short', day: 'numeric', year: 'numeric' });
+  return fmtIn(ms, tz, { weekday: 'short', month: 'short', day: 'numeric', ...HM });
+}
+function bucketRange(startMs, endMs, gran, tz) {
+  if (gran === 'hour') {
+    return `${fmtIn(startMs, tz, { weekday: 'short', month: 'short', day: 'numeric', year: 'numeric', ...HM })} – ${fmtIn(endMs, tz, HM)}`;
+  }
+  return bucketLabel(startMs, gran, tz);
+}
+function fmtStamp(s, tz) {
+  const ms = Date.parse(s);
+  if (Number.isNaN(ms)) return s || '—';
+  return fmtIn(ms, tz, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+}
+
+const withOrg = (url) => (isAdmin() && state.org ? `${url}${url.includes('?') ? '&' : '?'}org=${encodeURIComponent(state.org)}` : url);
+
+// -- the chart ---------------------------------------------------------------
+
+function svgEl(tag, attrs, ...kids) {
+  const el = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v != null) el.setAttribute(k, String(v));
+  for (const k of kids) if (k != null) el.appendChild(typeof k === 'string' ? document.createTextNode(k) : k);
+  return el;
+}
+
+function niceStep(max, n) {
+  const raw = max / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / mag;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * mag;
+}
+function axisNum(v) {
+  const a = Math.abs(v);
+  if (a >= 1e9) return `${+(v / 1e9).toFixed(2)}B`;
+  if (a >= 1e6) return `${+(v / 1e6).toFixed(2)}M`;
+  if (a >= 1e4) return `${+(v / 1e3).toFixed(1)}k`;
+  return String(+v.toFixed(4));
+}
+
+// Bars for one series: rows [{start, end, quantity, events}] (ms, decimal string).
+function drawChart(wrap, rows, { gran, tz, unit, name }) {
+  const tip = h('div', { class: 'chart-tip', role: 'tooltip', hidden: true });
+  const cs = getComputedStyle(wrap);
+  const inner = wrap.clientWidth - (Number.parseFloat(cs.paddingLeft) || 0) - (Number.parseFloat(cs.paddingRight) || 0);
+  const W = Math.max(260, Math.floor(inner > 0 ? inner : 720));
+  const H = W < 520 ? 220 : 280;
+  const vals = rows.map((r) => Number.parseFloat(r.quantity) || 0);
+  const max = Math.max(0, ...vals);
+  const step = max > 0 ? niceStep(max, 4) : 1;
+  const top = max > 0 ? Math.ceil(max / step) * step : 4;
+  const ticks = [];
+  for (let v = 0; v <= top + step / 2; v += step) ticks.push(v);
+  const left = 12 + 7 * Math.max(...ticks.map((t) => axisNum(t).length));
+  const M = { l: left, r: 12, t: 14, b: 30 };
+  const pw = W - M.l - M.r;
+  const ph = H - M.t - M.b;
+  const n = Math.max(rows.length, 1);
+  const bw = pw / n;
+  const gap = bw > 8 ? bw * 0.22 : bw > 3 ? 1 : 0;
+  const y = (v) => M.t + ph - (top ? (v / top) * ph : 0);
+
+  const svg = svgEl('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img',
+    'aria-label': `${name}: ${rows.length} ${GRAN[gran][1]} buckets in ${tz}` });
+  const grid = svgEl('g', { class: 'grid-lines' });
+  for (const t of ticks) {
+    const yy = Math.round(y(t)) + 0.5;
+    grid.appendChild(svgEl('line', { x1: M.l, x2: W - M.r, y1: yy, y2: yy }));
+    grid.appendChild(svgEl('text', { x: M.l - 8, y: yy + 4, 'text-anchor': 'end', class: 'tick' }, axisNum(t)));
+  }
+  svg.appendChild(grid);
+
+  // x labels: about one per 80 px, on "round" buckets where possible
+  const every = Math.max(1, Math.ceil(n / Math.max(1, Math.floor(pw / 84))));
+  const nice = gran === 'hour' ? [1, 2, 3, 4, 6, 12, 24, 48, 72, 168] : gran === 'day' ? [1, 2, 3, 7, 14, 28] : [1, 2, 3, 6, 12, 24];
+  const lstep = nice.find((s) => s >= every) || every;
+  const xl = svgEl('g', { class: 'x-labels' });
+  rows.forEach((r, i) => {
+    if (i % lstep) return;
+    let label;
+    if (gran === 'month') label = fmtIn(r.start, tz, { month: 'short', year: '2-digit' });
+    else if (gran === 'day') label = fmtIn(r.start, tz, { month: 'short', day: 'numeric' });
+    else {
+      const p = tzParts(r.start, tz);
+      label = p.hour === 0 && p.minute === 0 || lstep >= 24 || i === 0
+        ? fmtIn(r.start, tz, { month: 'short', day: 'numeric' }) : fmtIn(r.start, tz, HM);
+    }
+    const x = M.l + i * bw + bw / 2;
+    xl.appendChild(svgEl('line', { class: 'x-tick', x1: x, x2: x, y1: M.t + ph, y2: M.t + ph + 4 }));
+    xl.appendChild(svgEl('text', { x, y: H - 10, 'text-anchor': i === 0 && bw < 30 ? 'start' : 'middle', class: 'tick' }, label));
+  });
+  svg.appendChild(xl);
+
+  const bars = svgEl('g', { class: 'bars' });
+  rows.forEach((r, i) => {
+    const v = vals[i];
+    const x = M.l + i * bw + gap / 2;
+    const yy = y(v);
+    const hgt = Math.max(v > 0 ? 1 : 0, M.t + ph - yy);
+    const range = bucketRange(r.start, r.end, gran, tz);
+    const qty = `${fmtQty(r.quantity)}${unit ? ` ${unit}` : ''}`;
+    const g = svgEl('g', { class: 'bar', 'data-start': isoUtc(r.start), 'data-quantity': r.quantity },
+      svgEl('title', null, `${range} (${tz})\n${qty} · ${r.events} event${r.events === 1 ? '' : 's'}`),
+      svgEl('rect', { class: 'hit', x: M.l + i * bw, y: M.t, width: Math.max(bw, 0.5), height: ph }),
+      svgEl('rect', { class: 'fill', x, y: M.t + ph - hgt, width: Math.max(bw - gap, 0.5), height: hgt, rx: bw > 8 ? 2 : 0 }));
+    g.addEventListener('mouseenter', () => {
+      clear(tip).append(h('div', { class: 'tip-time' }, range), h('div', { class: 'tip-zone' }, tz),
+        h('div', { class: 'tip-qty' }, qty), h('div', { class: 'tip-events' }, `${r.events} event${r.events === 1 ? '' : 's'}`));
+      tip.hidden = false;
+      const tw = tip.offsetWidth;
+      const cx = M.l + i * bw + bw / 2;
+      tip.style.left = `${Math.min(Math.max(cx - tw / 2, 0), W - tw)}px`;
+      tip.style.top = `${Math.max(0, yy - tip.offsetHeight - 8)}px`;
+    });
+    g.addEventListener('mouseleave', () => { tip.hidden = true; });
+    bars.appendChild(g);
+  });
+  svg.appendChild(bars);
+  svg.appendChild(svgEl('line', { class: 'axis', x1: M.l, x2: W - M.r, y1: M.t + ph + 0.5, y2: M.t + ph + 0.5 }));
+  clear(wrap).appendChild(h('div', { class: 'chart-box' }, svg, tip));
+}
+
+// -- the page -----------------------------------------------------------------
+
+async function pageUsage(page) {
+  const canImport = canWriteCatalog();
+  page.appendChild(pageHead('Usage', 'Metered events per customer and metric: aggregates, raw events and CSV imports.'));
+  const [metrics, firstCustomers] = await Promise.all([
+    getMetrics(),
+    api('GET', '/v1/customers?limit=200'),
+  ]);
+  const metricBy = new Map(metrics.map((m) => [m.code, m]));
+  const customerNames = new Map(firstCustomers.data.map((c) => [c.external_id, c.name]));
+  const manyCustomers = !!firstCustomers.next_cursor;
+
+  if (!state.usage) {
+    const tz = browserTz();
+    state.usage = { customer: '', metric: '', gran: 'day', tz, custom: false, ...defaultRange('day', tz) };
+  }
+  const F = state.usage;
+
+  // ---- filters
+  const dl = h('datalist', { id: nextId('customers') });
+  const fillCustomers = (list) => {
+    clear(dl);
+    for (const c of list) { customerNames.set(c.external_id, c.name); dl.appendChild(h('option', { value: c.external_id }, c.name)); }
+  };
+  fillCustomers(firstCustomers.data);
+  const custIn = input({ type: 'search', mono: true, list: dl.id, value: F.customer, placeholder: 'All customers', autocomplete: 'off' });
+  const custHint = h('span');
+  const showCustHint = () => {
+    const v = custIn.value.trim();
+    custHint.textContent = !v ? 'Type to search by name or external ID.' : customerNames.has(v) ? customerNames.get(v) : 'External ID of one customer.';
+  };
+  showCustHint();
+  let custTimer = null;
+  custIn.addEventListener('input', () => {
+    showCustHint();
+    if (!manyCustomers) return;
+    clearTimeout(custTimer);
+    custTimer = setTimeout(async () => {
+      const q = custIn.value.trim();
+      try {
+        const r = await api('GET', `/v1/customers?limit=50${q ? `&q=${encodeURIComponent(q)}` : ''}`);
+        fillCustomers(r.data);
+        showCustHint();
+      } catch { /* keep the old suggestions */ }
+    }, 250);
+  });
+
+  const metricSel = select([['', 'All metrics'], ...metrics.map((m) => [m.code, `${m.name} (${m.code})`])], F.metric);
+  const granSel = select(Object.entries(GRAN).map(([k, [l]]) => [k, l]), F.gran);
+  const zones = COMMON_TZ.includes(F.tz) ? COMMON_TZ : [F.tz, ...COMMON_TZ];
+  const bz = browserTz();
+  const tzSel = select(zones.map((z) => [z, z === bz ? `${z} (this browser)` : z]), F.tz);
+  const TYPES = { hour: 'datetime-local', day: 'date', month: 'month' };
+  const fromIn = input({ type: TYPES[F.gran], value: F.from, required: true });
+  const toIn = input({ type: TYPES[F.gran], value: F.to, required: true });
+  const setStep = () => {
+    for (const el of [fromIn, toIn]) {
+      el.type = TYPES[granSel.value];
+      if (granSel.value === 'hour') el.step = '3600'; else el.removeAttribute('step');
+    }
+  };
+  setStep();
+  const applyBtn = h('button', { class: 'btn primary', type: 'submit' }, 'Apply');
+  const resetBtn = h('button', { class: 'btn', type: 'button' }, 'Default range');
+  const rangeNote = h('p', { class: 'muted small range-note', 'aria-live': 'polite' });
+  const filters = h('form', { class: 'card-body usage-filters', 'aria-label': 'Usage filters' },
+    h('div', { class: 'filter-grid' },
+      field({ label: 'Customer', name: 'customer_id', control: custIn, hint: custHint }),
+      field({ label: 'Metric', name: 'metric', control: metricSel }),
+      field({ label: 'Granularity', name: 'granularity', control: granSel }),
+      field({ label: 'Time zone', name: 'tz', control: tzSel }),
+      field({ label: 'From', name: 'from', control: fromIn, hint: 'Inclusive: the first bucket.' }),
+      field({ label: 'To (exclusive)', name: 'to', control: toIn, hint: 'The first bucket not included.' })),
+    dl,
+    formAlert(),
+    h('div', { class: 'filter-actions' }, rangeNote, h('div', { class: 'spacer' }), resetBtn, applyBtn));
+  filters.noValidate = true;
+
+  // ---- aggregates card
+  const seriesBar = h('div', { class: 'series', role: 'group', 'aria-label': 'Metric shown in the chart' });
+  const chartWrap = h('div', { class: 'chart-wrap' });
+  const bucketsSlot = h('div');
+  const aggStatus = h('div');
+  const aggCard = h('section', { class: 'card', id: 'usage-aggregates' },
+    h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Usage over time'),
+      h('p', { class: 'sub' }, 'Bucketed in the chosen time zone; quantities are exact.'))),
+    filters, aggStatus, seriesBar, chartWrap, bucketsSlot);
+
+  // ---- events card
+  const csvLink = h('a', { class: 'btn sm', href: '#', download: '', dataset: { testid: 'usage-csv' } }, 'Download CSV');
+  const evTbody = h('tbody');
+  const evTable = h('div', { class: 'table-wrap', hidden: true }, h('table', { class: 'table events-table' },
+    h('thead', null, h('tr', null, h('th', null, 'Event ID'), h('th', null, 'Customer'), h('th', null, 'Metric'),
+      h('th', { class: 'right' }, 'Quantity'), h('th', { class: 'ev-time-head' }, 'Time'), h('th', { class: 'hide-sm' }, 'Properties'))),
+    evTbody));
+  const evStatus = h('div');
+  const evCount = h('span', { class: 'count' });
+  const evMore = h('button', { class: 'btn', type: 'button' }, 'Load more');
+  const evFoot = h('div', { class: 'card-foot', hidden: true }, evMore);
+  const evCard = h('section', { class: 'card', id: 'usage-events' },
+    h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Events'),
+      h('p', { class: 'sub' }, 'Raw usage events matching the filters above, newest first.')),
+    h('div', { class: 'head-actions' }, evCount, csvLink)),
+    evTable, evStatus, evFoot);
+
+  // ---- imports
+  const impCards = h('div', { class: 'imports' });
+  page.append(aggCard, evCard, impCards);
+
+  if (!metrics.length) {
+    clear(aggStatus).appendChild(empty('No metrics yet', 'Usage is recorded per metric. Define one first.',
+      h('a', { class: 'btn sm', href: '#/metrics' }, 'Go to metrics')));
+  }
+
+  // ---- reading the filters
+  let applied = null;
+  function readFilters() {
+    const errs = [];
+    const tz = tzSel.value;
+    const gran = granSel.value;
+    const fw = inputToWall(fromIn.value);
+    const tw = inputToWall(toIn.value);
+    if (!fw) errs.push({ field: 'from', message: 'Pick the first bucket of the range.' });
+    if (!tw) errs.push({ field: 'to', message: 'Pick where the range ends.' });
+    const from = fw ? wallToUtc(fw, tz) : null;
+    const to = tw ? wallToUtc(tw, tz) : null;
+    if (fw && tw && to <= from) errs.push({ field: 'to', message: 'Must be later than From.' });
+    if (errs.length) throw new ApiError(422, { error: { message: 'Check the range.', details: errs } });
+    return { customer: custIn.value.trim(), metric: metricSel.value, gran, tz, from, to, fromText: fromIn.value, toText: toIn.value };
+  }
+
+  function eventsQuery(f, extra = {}) {
+    const qs = new URLSearchParams();
+    if (f.customer) qs.set('customer_id', f.customer);
+    if (f.metric) qs.set('metric', f.metric);
+    qs.set('from', isoUtc(f.from));
+    qs.set('to', isoUtc(f.to));
+    for (const [k, v] of Object.entries(extra)) qs.set(k, v);
+    return qs;
+  }
+
+  // ---- aggregates
+  let aggSeq = 0;
+  let series = [];
+  let chosen = null;
+  async function loadAggregates(f) {
+    const my = ++aggSeq;
+    if (!metrics.length) return;
+    const qs = new URLSearchParams({ from: isoUtc(f.from), to: isoUtc(f.to), granularity: f.gran, tz: f.tz, fill: 'zero' });
+    if (f.customer) qs.set('customer_id', f.customer);
+    if (f.metric) qs.set('metric', f.metric); else qs.set('group_by', 'metric');
+    clear(aggStatus).appendChild(loading());
+    chartWrap.classList.add('stale');
+    let res;
+    try {
+      res = await api('GET', `/v1/usage/aggregate?${qs}`);
+    } catch (err) {
+      if (my !== aggSeq) return;
+      clear(aggStatus);
+      chartWrap.classList.remove('stale');
+      if (err.status === 422 || err.status === 400) showErrors(filters, err);
+      else aggStatus.appendChild(h('div', { class: 'card-body' }, h('div', { class: 'alert', role: 'alert' }, errorText(err))));
+      clear(seriesBar); clear(chartWrap); clear(bucketsSlot);
+      return;
+    }
+    if (my !== aggSeq) return;
+    clear(aggStatus);
+    chartWrap.classList.remove('stale');
+    // one series per metric, in the metric list's order
+    const by = new Map();
+    for (const r of res.data) {
+      const code = r.metric || f.metric;
+      if (!by.has(code)) by.set(code, []);
+      by.get(code).push({ start: Date.parse(r.bucket_start), end: Date.parse(r.bucket_end), quantity: r.quantity, events: r.events });
+    }
+    series = [...by.entries()].map(([code, rows]) => {
+      const m = metricBy.get(code) || { code, name: code, aggregation: 'sum' };
+      const additive = !!CAN_TOTAL[m.aggregation];
+      return { code, m, rows, additive, total: additive ? decSum(rows.map((r) => r.quantity)) : decMax(rows.map((r) => r.quantity)),
+        events: rows.reduce((a, r) => a + Number(r.events || 0), 0) };
+    }).sort((a, b) => metrics.indexOf(a.m) - metrics.indexOf(b.m));
+    const nb = series.length ? series[0].rows.length : 0;
+    const tzNote = f.tz === 'UTC' ? 'UTC' : f.tz;
+    rangeNote.textContent = `${fmtIn(f.from, f.tz, { dateStyle: 'medium', timeStyle: 'short' })} → ${fmtIn(f.to, f.tz, { dateStyle: 'medium', timeStyle: 'short' })} · ${tzNote}${nb ? ` · ${nb} ${GRAN[f.gran][0].toLowerCase()} bucket${nb === 1 ? '' : 's'}` : ''}`;
+    if (!series.length) {
+      clear(seriesBar); clear(chartWrap); clear(bucketsSlot);
+      aggStatus.appendChild(empty('No usage in this range', f.customer || f.metric
+        ? 'Nothing was recorded for this customer and metric between these times. Try a wider range.'
+        : 'No events were recorded between these times. Send events with POST /v1/usage or import a CSV file below.'));
+      return;
+    }
+    if (!series.some((s) => s.code === chosen)) chosen = (series.find((s) => s.events > 0) || series[0]).code;
+    drawSeries(f);
+  }
+
+  function totalLabel(s) { return s.additive ? 'Total' : s.m.aggregation === 'max' ? 'Peak' : 'Largest bucket'; }
+
+  function drawSeries(f) {
+    clear(seriesBar);
+    for (const s of series) {
+      const unit = s.m.unit ? ` ${s.m.unit}` : '';
+      const b = h('button', { class: `series-chip ${s.code === chosen ? 'on' : ''}`, type: 'button', 'aria-pressed': String(s.code === chosen),
+        dataset: { metric: s.code } },
+      h('span', { class: 'chip-name' }, s.m.name),
+      h('span', { class: 'chip-label' }, totalLabel(s)),
+      h('span', { class: 'chip-total', dataset: { testid: `usage-total-${s.code}`, value: s.total } }, `${fmtQty(s.total)}${unit}`),
+      h('span', { class: 'chip-events' }, `${s.events} event${s.events === 1 ? '' : 's'}`));
+      b.addEventListener('click', () => { chosen = s.code; drawSeries(f); });
+      seriesBar.appendChild(b);
+    }
+    const s = series.find((x) => x.code === chosen);
+    const opts = { gran: f.gran, tz: f.tz, unit: s.m.unit, name: s.m.name };
+    drawChart(chartWrap, s.rows, opts);
+    chartWrap.redraw = () => drawChart(chartWrap, s.rows, opts);
+
+    const unit = s.m.unit || '';
+    const note = s.additive ? null : s.m.aggregation === 'unique_count'
+      ? 'Distinct counts cannot be added across buckets; the largest bucket is shown.'
+      : 'A maximum is not additive; the peak bucket is shown.';
+    append(clear(bucketsSlot), [
+      h('div', { class: 'buckets-head' }, h('h3', null, `${s.m.name} per ${GRAN[f.gran][1]}`), h('span', { class: 'muted small' }, `${f.tz}`)),
+      h('div', { class: 'table-wrap buckets-wrap' }, h('table', { class: 'table buckets-table', dataset: { metric: s.code, gran: f.gran, tz: f.tz, customer: f.customer } },
+        h('thead', null, h('tr', null, h('th', null, `Bucket (${f.tz})`), h('th', { class: 'right' }, `Quantity${unit ? ` (${unit})` : ''}`), h('th', { class: 'right' }, 'Events'))),
+        h('tbody', null, s.rows.map((r) => h('tr', { class: r.events ? null : 'zero', dataset: { start: isoUtc(r.start) } },
+          h('td', { title: `${isoUtc(r.start)} – ${isoUtc(r.end)} UTC` }, bucketRange(r.start, r.end, f.gran, f.tz)),
+          h('td', { class: 'num right' }, fmtQty(r.quantity)),
+          h('td', { class: 'num right' }, String(r.events))))),
+        h('tfoot', null, h('tr', null, h('th', { scope: 'row' }, totalLabel(s)),
+          h('td', { class: 'num right', dataset: { testid: 'bucket-total', value: s.total } }, fmtQty(s.total)),
+          h('td', { class: 'num right' }, String(s.events)))))),
+      note ? h('p', { class: 'muted small buckets-note' }, note) : null]);
+  }
+  if (typeof ResizeObserver === 'function') {
+    let lastW = 0;
+    new ResizeObserver(() => {
+      const w = Math.floor(chartWrap.clientWidth);
+      if (w && w !== lastW && chartWrap.redraw) { lastW = w; chartWrap.redraw(); }
+    }).observe(chartWrap);
+  }
+
+  // ---- events
+  let evSeq = 0;
+  let evCursor = null;
+  let evShown = 0;
+  const propsText = (p) => {
+    if (p == null) return '';
+    if (typeof p !== 'object') return String(p);
+    return Object.entries(p).map(([k, v]) => `${k}=${typeof v === 'object' && v !== null ? JSON.stringify(v) : v}`).join(' · ');
+  };
+  const evRow = (e, f) => h('tr', { dataset: { eventId: e.event_id } },
+    h('td', null, h('code', { class: 'ev-id' }, e.event_id)),
+    h('td', null, h('div', { class: 'primary-cell' }, customerNames.get(e.customer_id) || e.customer_id),
+      customerNames.has(e.customer_id) ? h('div', { class: 'sub-cell' }, e.customer_id) : null),
+    h('td', null, h('span', { class: 'badge', title: (metricBy.get(e.metric) || {}).name }, e.metric)),
+    h('td', { class: 'num right', dataset: { value: e.quantity } }, fmtQty(e.quantity)),
+    h('td', { class: 'nowrap', title: `${e.timestamp} (UTC)${e.received_at ? ` · received ${e.received_at}` : ''}` }, fmtStamp(e.timestamp, f.tz)),
+    h('td', { class: 'hide-sm props' }, e.properties && Object.keys(e.properties).length
+      ? h('code', { title: JSON.stringify(e.properties) }, propsText(e.properties)) : h('span', { class: 'muted' }, '—')));
+
+  async function loadEvents(f, reset) {
+    const my = ++evSeq;
+    if (reset) {
+      evCursor = null;
+      evShown = 0;
+      clear(evStatus).appendChild(loading());
+      csvLink.href = withOrg(`/v1/usage?${eventsQuery(f, { format: 'csv' })}`);
+      evCard.querySelector('.ev-time-head').textContent = `Time (${f.tz})`;
+    }
+    evMore.disabled = true;
+    try {
+      const qs = eventsQuery(f, { limit: '25' });
+      if (!reset && evCursor) qs.set('cursor', evCursor);
+      const res = await api('GET', `/v1/usage?${qs}`);
+      if (my !== evSeq) return;
+      if (reset) clear(evTbody);
+      clear(evStatus);
+      for (const e of res.data) evTbody.appendChild(evRow(e, f));
+      evShown += res.data.length;
+      evCursor = res.next_cursor;
+      evFoot.hidden = !evCursor;
+      evTable.hidden = evShown === 0;
+      evCount.textContent = evShown ? `${evShown}${evCursor ? '+' : ''} event${evShown === 1 && !evCursor ? '' : 's'}` : '';
+      if (!evShown) {
+        evStatus.appendChild(empty('No events match', f.customer || f.metric
+          ? 'No events for this customer and metric in the range.'
+          : 'No usage events in this range yet.'));
+      }
+    } catch (err) {
+      if (my !== evSeq) return;
+      if (reset) { clear(evTbody); evTable.hidden = true; evFoot.hidden = true; evCount.textContent = ''; }
+      clear(evStatus).appendChild(h('div', { class: 'card-body' }, h('div', { class: 'alert', role: 'alert' },
+        err.status === 422 || err.status === 400 ? `${errorText(err)} — see the filters above.` : errorText(err))));
+    } finally {
+      evMore.disabled = false;
+    }
+  }
+  evMore.addEventListener('click', () => { if (applied) loadEvents(applied, false); });
+
+  function apply() {
+    clearErrors(filters);
+    let f;
+    try {
+      f = readFilters();
+    } catch (err) {
+      showErrors(filters, err);
+      return;
+    }
+    Object.assign(F, { customer: f.customer, metric: f.metric, gran: f.gran, tz: f.tz, from: f.fromText, to: f.toText });
+    applied = f;
+    loadAggregates(f);
+    loadEvents(f, true);
+  }
+  filters.addEventListener('submit', (ev) => { ev.preventDefault(); apply(); });
+  // A new granularity, or a new zone while the range is still a default one,
+  // starts from that granularity's default range in the zone.
+  const useDefault = () => {
+    const r = defaultRange(granSel.value, tzSel.value);
+    fromIn.value = r.from;
+    toIn.value = r.to;
+    F.custom = false;
+    apply();
+  };
+  granSel.addEventListener('change', () => { setStep(); useDefault(); });
+  resetBtn.addEventListener('click', useDefault);
+  tzSel.addEventListener('change', () => { if (F.custom) apply(); else useDefault(); });
+  for (const el of [fromIn, toIn]) el.addEventListener('change', () => { F.custom = true; apply(); });
+  metricSel.addEventListener('change', apply);
+  custIn.addEventListener('change', apply);
+  // picking a suggestion (or clearing the box) applies at once
+  let pickTimer = null;
+  custIn.addEventListener('input', () => {
+    const v = custIn.value.trim();
+    clearTimeout(pickTimer);
+    if (!v || customerNames.has(v)) pickTimer = setTimeout(() => { if (custIn.value.trim() !== (applied ? applied.customer : '')) apply(); }, 300);
+  });
+
+  // ---- imports
+  const refresh = () => { if (applied) { loadAggregates(applied); loadEvents(applied, true); } };
+  await drawImports(impCards, canImport, refresh);
+  apply();
+}
+
+// -- CSV imports -----------------------------------------------------------------
+
+const IMPORT_BADGE = { queued: '', running: 'blue', succeeded: 'green', failed: 'red' };
+
+function uploadImport(file, onError, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', withOrg(`/v1/usage/imports?on_error=${encodeURIComponent(onError)}`));
+    xhr.withCredentials = true;
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
+    xhr.onload = () => {
+      let data = null;
+      try { data = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch { data = null; }
+      if (xhr.status >= 200 && xhr.status < 300) { resolve(data); return; }
+      const err = new ApiError(xhr.status, data, { get: (n) => xhr.getResponseHeader(n) });
+      if (xhr.status === 401) sessionLost();
+      reject(err);
+    };
+    xhr.onerror = () => reject(new ApiError(0, null, null, 'Cannot reach Meterline. Check your connection and try again.'));
+    const fd = new FormData();
+    fd.append('file', file, file.name);
+    xhr.send(fd);
+  });
+}
+
+function fmtBytes(n) {
+  if (n == null) return '—';
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+}
+
+function importDetail(imp) {
+  const done = imp.status === 'succeeded' || imp.status === 'failed';
+  const stat = (label, v, key) => h('div', { class: 'imp-stat' }, h('span', { class: 'imp-stat-label' }, label),
+    h('span', { class: 'imp-stat-value', dataset: { testid: `import-${key}` } }, v == null ? '—' : String(v)));
+  const errors = Array.isArray(imp.errors) ? imp.errors : [];
+  return h('div', { class: 'import-detail', dataset: { importId: imp.id, status: imp.status } },
+    h('div', { class: 'imp-top' },
+      h('div', { class: 'imp-file' }, h('strong', null, imp.filename || 'upload.csv'),
+        h('span', { class: 'muted small' }, ` · ${fmtBytes(imp.size_bytes)} · on error: ${imp.on_error || 'abort'}`)),
+      h('span', { class: `badge ${IMPORT_BADGE[imp.status] || ''}`, dataset: { testid: 'import-status' } }, imp.status)),
+    h('div', { class: 'imp-progress' },
+      h('progress', { max: 100, value: done && imp.status === 'succeeded' ? 100 : imp.progress || 0, 'aria-label': 'Import progress' }),
+      h('span', { class: 'muted small' }, `${done && imp.status === 'succeeded' ? 100 : imp.progress || 0}%`)),
+    h('div', { class: 'imp-stats' },
+      stat('Rows', imp.rows, 'rows'), stat('Imported', imp.imported, 'imported'),
+      stat('Duplicates', imp.duplicates, 'duplicates'), stat('Rejected', imp.rejected, 'rejected')),
+    imp.error ? h('div', { class: 'alert', role: 'alert' }, imp.error) : null,
+    errors.length ? h('div', { class: 'imp-errors' },
+      h('div', { class: 'small muted' }, imp.rejected > errors.length ? `First ${errors.length} of ${imp.rejected} row errors:` : 'Row errors:'),
+      h('ul', null, errors.slice(0, 20).map((e) => h('li', null, h('span', { class: 'line-no' }, `Line ${e.line}`), ' ', e.message))),
+      errors.length > 20 ? h('div', { class: 'small muted' }, `… and ${errors.length - 20} more.`) : null) : null);
+}
+
+async function drawImports(root, canImport, onImported) {
+  const detailSlot = h('div', { class: 'card-body import-live', hidden: true, 'aria-live': 'polite' });
+  if (canImport) {
+    const fileIn = h('input', { type: 'file', accept: '.csv,text/csv', class: 'file-input', id: nextId('file'), dataset: { field: 'file' } });
+    const fileName = h('span', { class: 'drop-file muted' }, 'No file chosen');
+    const drop = h('label', { class: 'drop', for: fileIn.id },
+      h('span', { class: 'drop-title' }, 'Drop a CSV file here'),
+      h('span', { class: 'muted small' }, 'or ', h('span', { class: 'linklike' }, 'choose a file'), ' · up to 1 GB'),
+      fileName);
+    const pick = () => { const f = fileIn.files && fileIn.files[0]; fileName.textContent = f ? `${f.name} · ${fmtBytes(f.size)}` : 'No file chosen'; drop.classList.toggle('has-file', !!f); };
+    fileIn.addEventListener('change', pick);
+    drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+    drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+    drop.addEventListener('drop', (e) => {
+      e.preventDefault();
+      drop.classList.remove('over');
+      if (e.dataTransfer && e.dataTransfer.files.length) { fileIn.files = e.dataTransfer.files; pick(); }
+    });
+    const radio = (value, title, hint, checked) => h('label', { class: 'check' },
+      h('input', { type: 'radio', name: 'on_error', value, checked, dataset: { field: 'on_error' } }),
+      h('span', null, h('span', { class: 'check-title' }, title), h('span', { class: 'hint' }, hint)));
+    const upBar = h('progress', { max: 100, value: 0, 'aria-label': 'Upload progress' });
+    const upText = h('span', { class: 'muted small' });
+    const upRow = h('div', { class: 'imp-progress', hidden: true }, upBar, upText);
+    const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Upload and import');
+    const form = h('form', { 'aria-label': 'Import CSV', class: 'import-form' },
+      h('div', { class: 'grid cols-2' },
+        h('div', { class: 'field' }, h('label', { class: 'label', for: fileIn.id }, 'CSV file'), fileIn, drop,
+          h('div', { class: 'field-error', dataset: { errorFor: 'file' }, hidden: true })),
+        h('div', { class: 'field' }, h('span', { class: 'label' }, 'When a row is invalid'),
+          radio('abort', 'Abort', 'Import nothing; fix the file and upload it again.', true),
+          radio('skip', 'Skip the row', 'Import every valid row and report the rejected ones.', false),
+          h('div', { class: 'field-error', dataset: { errorFor: 'on_error' }, hidden: true }))),
+      h('details', { class: 'columns-help' }, h('summary', null, 'Expected columns'),
+        h('p', { class: 'small' }, 'A header row is required; columns may come in any order and are matched case-insensitively.'),
+        h('table', { class: 'table cols-table' }, h('tbody', null,
+          [['event_id', 'Your unique ID of the event. An ID already stored is counted once (duplicate).'],
+            ['customer_id', 'The customer\'s external ID.'],
+            ['event_type or metric', 'The metric code.'],
+            ['event_date or timestamp', 'RFC 3339 time, e.g. 2026-10-01T13:00:00Z.'],
+            ['quantity', 'Optional decimal; defaults to 1.']].map(([c, d]) => h('tr', null, h('td', null, h('code', null, c)), h('td', null, d))))),
+        h('pre', { class: 'csv-sample' }, 'event_id,customer_id,metric,timestamp,quantity\nevt-0001,acme,api_calls,2026-10-01T13:00:00Z,12.5')),
+      upRow,
+      formAlert(),
+      h('div', { class: 'form-actions' }, btn));
+
+    onSubmit(form, btn, 'Uploading…', async () => {
+      const file = fileIn.files && fileIn.files[0];
+      if (!file) throw new ApiError(422, { error: { message: 'Choose a file.', details: [{ field: 'file', message: 'Choose a CSV file to import.' }] } });
+      const onError = form.querySelector('input[name="on_error"]:checked').value;
+      upRow.hidden = false;
+      upBar.value = 0;
+      upText.textContent = 'Uploading…';
+      let res;
+      try {
+        res = await uploadImport(file, onError, (done, total) => {
+          const pct = total ? Math.floor((done / total) * 100) : 0;
+          upBar.value = pct;
+          upText.textContent = `Uploading ${fmtBytes(done)} of ${fmtBytes(total)} (${pct}%)`;
+        });
+      } finally {
+        upRow.hidden = true;
+      }
+      toast(`“${file.name}” uploaded. Importing…`);
+      form.reset();
+      pick();
+      watch(res.import_id, { filename: file.name, size_bytes: file.size, on_error: onError, status: res.status || 'queued', progress: 0 });
+    });
+
+    root.appendChild(h('section', { class: 'card', id: 'usage-import' },
+      h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Import CSV'),
+        h('p', { class: 'sub' }, 'Load historical or offline usage. Events are stored exactly once, so re-uploading a file is safe.'))),
+      h('div', { class: 'card-body' }, form), detailSlot));
+  }
+
+  // recent imports
+  const tbody = h('tbody');
+  const listStatus = h('div', null, loading());
+  const table = h('div', { class: 'table-wrap', hidden: true }, h('table', { class: 'table imports-table' },
+    h('thead', null, h('tr', null, h('th', null, 'File'), h('th', null, 'Status'), h('th', { class: 'right' }, 'Rows'),
+      h('th', { class: 'right' }, 'Imported'), h('th', { class: 'right hide-sm' }, 'Duplicates'), h('th', { class: 'right hide-sm' }, 'Rejected'),
+      h('th', { class: 'hide-sm' }, 'Uploaded'))), tbody));
+  const more = h('button', { class: 'btn', type: 'button' }, 'Load more');
+  const foot = h('div', { class: 'card-foot', hidden: true }, more);
+  const listDetail = h('div', { class: 'card-body import-live', hidden: true });
+  root.appendChild(h('section', { class: 'card', id: 'usage-imports' },
+    h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Recent imports'),
+      h('p', { class: 'sub' }, canImport ? 'Select an import to see its row errors.'
+        : 'Select an import to see its row errors. Owners, finance and platform admins can import CSV files.'))),
+    listDetail, table, listStatus, foot));
+
+  let cursor = null;
+  let shown = 0;
+  const row = (imp) => {
+    const open = () => {
+      tbody.querySelectorAll('tr.selected').forEach((t) => t.classList.remove('selected'));
+      tr.classList.add('selected');
+      clear(listDetail).appendChild(importDetail(imp));
+      listDetail.hidden = false;
+    };
+    const tr = h('tr', { class: 'clickable', tabindex: 0, dataset: { importId: imp.id, status: imp.status }, onclick: open,
+      onkeydown: (e) => { if (e.key === 'Enter') open(); } },
+    h('td', null, h('div', { class: 'primary-cell' }, imp.filename || 'upload.csv'), h('div', { class: 'sub-cell' }, fmtBytes(imp.size_bytes))),
+    h('td', null, h('span', { class: `badge ${IMPORT_BADGE[imp.status] || ''}` }, imp.status)),
+    h('td', { class: 'num right' }, dash(imp.rows)),
+    h('td', { class: 'num right' }, dash(imp.imported)),
+    h('td', { class: 'num right hide-sm' }, dash(imp.duplicates)),
+    h('td', { class: 'num right hide-sm' }, dash(imp.rejected)),
+    h('td', { class: 'hide-sm nowrap', title: imp.created_at }, fmtStamp(imp.created_at, browserTz())));
+    return tr;
+  };
+  async function loadList(reset) {
+    if (reset) { cursor = null; shown = 0; }
+    more.disabled = true;
+    try {
+      const res = await api('GET', `/v1/usage/imports?limit=10${!reset && cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      if (reset) clear(tbody);
+      clear(listStatus);
+      res.data.forEach((imp) => tbody.appendChild(row(imp)));
+      shown += res.data.length;
+      cursor = res.next_cursor;
+      foot.hidden = !cursor;
+      table.hidden = shown === 0;
+      if (!shown) listStatus.appendChild(empty('No imports yet', canImport ? 'Upload a CSV file above to import usage in bulk.' : 'CSV imports will appear here.'));
+    } catch (err) {
+      clear(listStatus).appendChild(h('div', { class: 'card-body' }, h('div', { class: 'alert', role: 'alert' }, errorText(err))));
+    } finally {
+      more.disabled = false;
+    }
+  }
+  more.addEventListener('click', () => loadList(false));
+
+  // Polls one import every second until it succeeds or fails.
+  async function watch(id, seed) {
+    let imp = { id, ...seed };
+    detailSlot.hidden = false;
+    clear(detailSlot).appendChild(importDetail(imp));
+    loadList(true);
+    let misses = 0;
+    while (root.isConnected) {
+      await sleep(1000);
+      if (!root.isConnected) return;
+      try {
+        imp = await api('GET', `/v1/usage/imports/${encodeURIComponent(id)}`);
+        misses = 0;
+      } catch (err) {
+        if (err.status === 401) return;
+        if (++misses >= 5) { detailSlot.appendChild(h('div', { class: 'alert', role: 'alert' }, `Lost track of the import: ${errorText(err)}`)); return; }
+        continue;
+      }
+      clear(detailSlot).appendChild(importDetail(imp));
+      if (imp.status === 'succeeded' || imp.status === 'failed') {
+        if (imp.status === 'succeeded') toast(`Import finished: ${imp.imported} imported, ${imp.duplicates} duplicates, ${imp.rejected} rejected.`);
+        else toast(`Import failed${imp.error ? `: ${imp.error}` : '.'}`, 'error');
+        await loadList(true);
+        if (imp.imported) onImported();
+        return;
+      }
+    }
+  }
+  await loadList(true);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------
 // coming soon
 
 const SOON = {
-  usage: ['Usage', 'usage', 'Browse raw events and hourly, daily or monthly aggregates per customer and metric, and import usage from CSV files.',
-    'POST /v1/usage and GET /v1/usage/aggregate already work through the API.'],
   invoices: ['Invoices', 'invoices', 'Generate drafts from metered usage, route them through approval, issue them with gapless numbers and download the PDFs.',
     'Invoices are generated from the plans and usage you set up today.'],
   reports: ['Reports', 'reports', 'Render usage and invoice reports as PDF files in the background and download them when they are ready.',

@@ -2,11 +2,14 @@
 // tests/ui/smoke.mjs — headless-Chromium smoke test of the Meterline web UI.
 //
 // Starts its own billing-api (ML_API_BIN; BILLING_DATABASE_URL and
-// BILLING_REDIS_URL passed through) on a free 127.0.0.1 port, waits for
-// /readyz, drives a fresh Chromium profile through the console the way a new
-// customer would, and checks what is on screen and what the server answered.
+// BILLING_REDIS_URL passed through) on a free 127.0.0.1 port and one
+// billing-worker process (ML_WORKER_BIN, BILLING_WORKERS=1, same storage
+// directory) to ingest usage and run CSV imports, waits for /readyz, drives a
+// fresh Chromium profile through the console the way a new customer would,
+// and checks what is on screen and what the server answered.
 //
 //   ML_API_BIN    billing-api binary        (default ../../build-test/api/billing-api)
+//   ML_WORKER_BIN billing-worker binary     (default: ../worker/billing-worker next to ML_API_BIN's directory)
 //   ML_CHROMIUM   Chromium executable       (default /usr/bin/chromium)
 //   ML_ARTIFACTS  screenshots + server log  (default $TMPDIR/meterline-ui)
 //
@@ -23,6 +26,7 @@ import { chromium } from 'playwright-core';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const BIN = process.env.ML_API_BIN || path.resolve(HERE, '../../build-test/api/billing-api');
+const WORKER_BIN = process.env.ML_WORKER_BIN || path.resolve(path.dirname(BIN), '../worker/billing-worker');
 const CHROMIUM = process.env.ML_CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = process.env.ML_ARTIFACTS || path.join(os.tmpdir(), 'meterline-ui');
 const DEADLINE_MS = 58_000;     // hard cap for the whole run
@@ -39,6 +43,8 @@ const LOGIN_MAX_FAILURES = 3;
 
 let server = null;
 let serverLog = '';
+let worker = null;
+let workerLog = '';
 let context = null;
 let userDataDir = null;
 let page = null;
@@ -102,23 +108,26 @@ function runBin(args, stdin, env) {
   });
 }
 
-async function stopServer() {
-  if (!server || server.exitCode !== null || server.signalCode) return;
-  const exited = new Promise((r) => server.once('exit', r));
-  server.kill('SIGTERM');
+async function stopProc(p) {
+  if (!p || p.exitCode !== null || p.signalCode) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill('SIGTERM');
   if (await Promise.race([exited.then(() => true), sleep(4000).then(() => false)])) return;
-  server.kill('SIGKILL');
+  p.kill('SIGKILL');
   await Promise.race([exited, sleep(1000)]);
 }
+const stopServer = () => stopProc(server);
 
 let cleaned = false;
 async function cleanup() {
   if (cleaned) return;
   cleaned = true;
   if (context) await Promise.race([context.close().catch(() => {}), sleep(5000)]);
+  await stopProc(worker);
   await stopServer();
   if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
   try { fs.writeFileSync(path.join(ARTIFACTS, 'billing-api.log'), serverLog); } catch { /* best effort */ }
+  try { fs.writeFileSync(path.join(ARTIFACTS, 'billing-worker.log'), workerLog); } catch { /* best effort */ }
 }
 
 // ---------------------------------------------------------------------------
@@ -185,6 +194,7 @@ async function main() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   for (const f of fs.readdirSync(ARTIFACTS)) if (/^ui-\d\d-.*\.png$/.test(f)) fs.rmSync(path.join(ARTIFACTS, f));
   assert(fs.existsSync(BIN), `billing-api not found at ${BIN} (set ML_API_BIN)`);
+  assert(fs.existsSync(WORKER_BIN), `billing-worker not found at ${WORKER_BIN} (set ML_WORKER_BIN)`);
   assert(fs.existsSync(CHROMIUM), `Chromium not found at ${CHROMIUM} (set ML_CHROMIUM or apt-get install chromium)`);
 
   const port = await freePort();
@@ -205,7 +215,12 @@ async function main() {
   server = spawn(BIN, [], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   server.stdout.on('data', (d) => { serverLog += d; });
   server.stderr.on('data', (d) => { serverLog += d; });
-  server.on('exit', () => fs.rmSync(storage, { recursive: true, force: true }));
+  // the worker reads uploaded CSV files from the API's storage directory
+  worker = spawn(WORKER_BIN, [], { env: { ...env, BILLING_WORKERS: '1', BILLING_SHUTDOWN_GRACE_S: '2' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  worker.stdout.on('data', (d) => { workerLog += d; });
+  worker.stderr.on('data', (d) => { workerLog += d; });
+  server.on('exit', () => { if (!worker || worker.exitCode !== null || worker.signalCode) fs.rmSync(storage, { recursive: true, force: true }); });
+  worker.on('exit', () => { if (server.exitCode !== null || server.signalCode) fs.rmSync(storage, { recursive: true, force: true }); });
 
   await step('billing-api becomes ready', () => waitReady(base, 15_000));
 
@@ -286,17 +301,18 @@ async function main() {
     await visible(page.getByText(OWNER.name, { exact: true }), 'user name in the top bar');
     await visible(page.getByRole('heading', { name: 'Getting started' }), 'getting-started checklist');
     assertEq(await text(page.locator('[data-testid="count-customers"]')), '0', 'customer count');
-    for (const soon of ['Usage', 'Invoices', 'Reports']) {
+    for (const soon of ['Invoices', 'Reports']) {
       const link = page.locator('nav.sidenav a', { hasText: soon });
       assert((await text(link)).includes('Soon'), `${soon} is marked coming soon`);
     }
+    assert(!(await text(nav('Usage'))).includes('Soon'), 'Usage is no longer marked coming soon');
     const cookie = (await context.cookies(base)).find((c) => c.name === 'meterline_session');
     assert(cookie && cookie.httpOnly, 'meterline_session cookie is set and HttpOnly');
     await shot('overview');
   });
 
-  await step('"coming soon" placeholders for Usage, Invoices, Reports', async () => {
-    for (const soon of ['Usage', 'Invoices', 'Reports']) {
+  await step('"coming soon" placeholders for Invoices and Reports', async () => {
+    for (const soon of ['Invoices', 'Reports']) {
       await nav(new RegExp(`^${soon}`)).click();
       await visible(page.getByRole('heading', { name: `${soon} is coming soon` }), `${soon} placeholder`);
       assertEq(new URL(page.url()).hash, `#/${soon.toLowerCase()}`, `${soon} URL`);
@@ -473,6 +489,157 @@ async function main() {
     assertEq(await text(page.locator('.toolbar .count')), '52 customers', 'count after the last page');
   });
 
+  // ---- usage: aggregates, raw events, CSV import (worker ingests) ----------
+  const usageTotal = (metric) => page.locator(`[data-testid="usage-total-${metric}"]`);
+  const postUsage = (events) => fetch(`${base}/v1/usage`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${ownerToken}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ events }),
+  });
+  async function waitStored(n, what) {
+    const until = Date.now() + 15_000;
+    let got = -1;
+    while (Date.now() < until) {
+      if (worker.exitCode !== null || worker.signalCode) throw new Fail(`billing-worker exited (${worker.exitCode ?? worker.signalCode}): ${workerLog.trim().split('\n').slice(-5).join('\n')}`);
+      const r = await fetch(`${base}/v1/usage?limit=100`, { headers: { Authorization: `Bearer ${ownerToken}` } });
+      if (r.status === 200) got = (await r.json()).data.length;
+      if (got >= n) return;
+      await sleep(150);
+    }
+    throw new Fail(`${what}: ${got} of ${n} events stored after 15 s (is billing-worker running?)`);
+  }
+  const stamp = (msAgo) => new Date(Date.now() - msAgo).toISOString().replace(/\.\d+Z$/, 'Z');
+
+  await step('usage page: empty states before any event', async () => {
+    await nav('Usage').click();
+    await visible(page.getByRole('heading', { name: 'Usage', exact: true }), 'Usage heading');
+    assertEq(new URL(page.url()).hash, '#/usage', 'Usage URL');
+    await visible(page.getByText('No usage in this range'), 'empty chart state');
+    await visible(page.getByText('No events match'), 'empty events state');
+    await visible(page.getByText('No imports yet'), 'empty imports state');
+    await visible(page.getByRole('form', { name: 'Import CSV' }), 'import form for an owner');
+    await shot('usage-empty');
+  });
+
+  // 0.1 + 0.2 + 12.45 + 7 is 19.750000000000004 in floating point
+  const POSTED = [
+    { event_id: `u1-${RUN}`, customer_id: ACME, metric: 'api_calls', quantity: '0.1', timestamp: stamp(4000), properties: { region: 'eu' } },
+    { event_id: `u2-${RUN}`, customer_id: ACME, metric: 'api_calls', quantity: '0.2', timestamp: stamp(3000) },
+    { event_id: `u3-${RUN}`, customer_id: ACME, metric: 'api_calls', quantity: '12.45', timestamp: stamp(2000) },
+    { event_id: `u4-${RUN}`, customer_id: GLOBEX, metric: 'api_calls', quantity: '7', timestamp: stamp(1000) },
+  ];
+  await step('posted usage shows in the chart, the buckets and the events table (exact totals)', async () => {
+    const r = await postUsage(POSTED);
+    assertEq(r.status, 202, 'POST /v1/usage status');
+    await waitStored(POSTED.length, 'posted events');
+    const [agg] = await Promise.all([
+      page.waitForResponse((x) => new URL(x.url()).pathname === '/v1/usage/aggregate'),
+      page.getByRole('button', { name: 'Apply' }).click(),
+    ]);
+    assertEq(agg.status(), 200, 'aggregate status');
+    const q = new URL(agg.url()).searchParams;
+    assertEq(q.get('fill'), 'zero', 'fill=zero');
+    assert(q.get('granularity') === 'day' && q.get('tz') && q.get('from') && q.get('to'), `aggregate query: ${q}`);
+    await usageTotal('api_calls').waitFor();
+    assertEq(await usageTotal('api_calls').getAttribute('data-value'), '19.75', 'exact total (data-value)');
+    assertEq(await text(usageTotal('api_calls')), '19.75 call', 'total shown');
+    assertEq(await text(page.locator('[data-testid="bucket-total"]')), '19.75', 'bucket table total');
+    assert(await page.locator('svg.chart g.bar[data-quantity="19.75"]').count() === 1, 'one bar holds today\'s 19.75');
+    const rows = page.locator('#usage-events tbody tr[data-event-id]');
+    await rows.first().waitFor();
+    assertEq(await rows.count(), 4, 'event rows');
+    assertEq(await rows.first().getAttribute('data-event-id'), `u4-${RUN}`, 'newest event first');
+    assertEq(await text(page.locator(`tr[data-event-id="u1-${RUN}"] td.num`)), '0.1', 'quantity shown verbatim');
+    const utcTitle = await page.locator(`tr[data-event-id="u1-${RUN}"] td[title]`).first().getAttribute('title');
+    assert(utcTitle.includes(POSTED[0].timestamp), `UTC time on hover: ${utcTitle}`);
+    const href = await page.locator('[data-testid="usage-csv"]').getAttribute('href');
+    const hq = new URL(href, base).searchParams;
+    assert(hq.get('format') === 'csv' && hq.get('from') === q.get('from') && hq.get('to') === q.get('to'), `CSV link carries the filters: ${href}`);
+    // Fetched from here with the browser's session cookie, not inside the page:
+    // billing-api does not answer the next request on a keep-alive connection
+    // that carried a streamed CSV, which would stall the rest of this run.
+    const cookie = (await context.cookies(base)).find((c) => c.name === 'meterline_session');
+    const dl = await fetch(new URL(href, base), { headers: { Cookie: `meterline_session=${cookie.value}`, Connection: 'close' } });
+    const csv = `${dl.status} ${dl.headers.get('content-disposition')} ${await dl.text()}`;
+    assert(csv.startsWith('200 attachment') && csv.includes(`u3-${RUN}`) && csv.includes('12.45'), `CSV download with the session cookie: ${csv.slice(0, 200)}`);
+    await page.locator('svg.chart g.bar[data-quantity="19.75"]').hover();
+    await visible(page.locator('.chart-tip', { hasText: '19.75 call' }), 'tooltip with the exact quantity');
+    await shot('usage-chart');
+  });
+
+  await step('usage filters: one customer, then hourly in Asia/Kathmandu (+05:45)', async () => {
+    const cust = page.getByLabel('Customer', { exact: true });
+    const [r] = await Promise.all([
+      page.waitForResponse((x) => new URL(x.url()).pathname === '/v1/usage/aggregate' && new URL(x.url()).searchParams.get('customer_id') === ACME),
+      cust.fill(ACME), // a known external ID applies without a click
+    ]);
+    assertEq(r.status(), 200, 'filtered aggregate status');
+    await visible(page.locator(`table.buckets-table[data-customer="${ACME}"]`), 'Acme buckets');
+    assertEq(await usageTotal('api_calls').getAttribute('data-value'), '12.75', 'Acme total');
+    await page.waitForFunction(() => document.querySelectorAll('#usage-events tbody tr[data-event-id]').length === 3);
+    await page.getByLabel('Granularity').selectOption('hour');
+    const [r2] = await Promise.all([
+      page.waitForResponse((x) => new URL(x.url()).pathname === '/v1/usage/aggregate' && new URL(x.url()).searchParams.get('tz') === 'Asia/Kathmandu'),
+      page.getByLabel('Time zone').selectOption('Asia/Kathmandu'),
+    ]);
+    assertEq(r2.status(), 200, `hourly Kathmandu aggregate status (${new URL(r2.url()).search})`);
+    assert(new URL(r2.url()).searchParams.get('from').endsWith(':15:00Z'), `Kathmandu hours start at :15 UTC: ${new URL(r2.url()).searchParams.get('from')}`);
+    await visible(page.locator(`table.buckets-table[data-gran="hour"][data-tz="Asia/Kathmandu"][data-customer="${ACME}"]`), 'hourly Kathmandu buckets');
+    assertEq(await usageTotal('api_calls').getAttribute('data-value'), '12.75', 'Acme hourly total');
+    assertEq(await page.locator('table.buckets-table tbody tr').count(), 168, 'seven days of hourly buckets');
+  });
+
+  await step('a 422 from the aggregate API lands next to the field it names', async () => {
+    const from = page.getByLabel('From', { exact: true });
+    const v = await from.inputValue();
+    const [r] = await Promise.all([ // hh:30 in Kathmandu is hh:45 UTC: a quarter hour, but not an hour of the zone
+      page.waitForResponse((x) => new URL(x.url()).pathname === '/v1/usage/aggregate' && new URL(x.url()).searchParams.get('from').endsWith(':45:00Z')),
+      from.fill(v.replace(/:\d\d$/, ':30')),
+    ]);
+    assertEq(r.status(), 422, `misaligned from (${v} → :30) status for ${new URL(r.url()).search}`);
+    await visible(errFor('from'), 'error next to From');
+    assert((await text(errFor('from'))).includes('start of a hour'), `from error: ${await text(errFor('from'))}`);
+    await shot('usage-422');
+    await page.getByLabel('Customer', { exact: true }).fill('');
+    await page.getByLabel('Customer', { exact: true }).blur(); // closes the suggestion list, which would eat the next click
+    await page.getByLabel('Granularity').selectOption('day');
+    await visible(page.locator('table.buckets-table[data-gran="day"][data-customer=""]'), 'all customers again, daily');
+    assertEq(await usageTotal('api_calls').getAttribute('data-value'), '19.75', 'total of all customers');
+    assert(!(await errFor('from').count()), 'error cleared');
+    await page.waitForFunction(() => document.querySelectorAll('#usage-events tbody tr[data-event-id]').length === 4);
+    await page.locator('#usage-aggregates .loading').waitFor({ state: 'detached' });
+  });
+
+  await step('import a CSV through the page: upload, poll to "succeeded", exact counts', async () => {
+    const t = stamp(500);
+    const csvText = ['event_id,customer_id,metric,timestamp,quantity',
+      `c1-${RUN},${ACME},api_calls,${t},2.5`,
+      `c2-${RUN},${GLOBEX},api_calls,${t},3`,
+      `u1-${RUN},${ACME},api_calls,${t},0.1`,
+      `c3-${RUN},no-such-customer-${RUN},api_calls,${t},1`].join('\n');
+    const form = page.getByRole('form', { name: 'Import CSV' });
+    await form.getByLabel('CSV file').setInputFiles({ name: 'usage-smoke.csv', mimeType: 'text/csv', buffer: Buffer.from(`${csvText}\n`) });
+    await visible(form.getByText('usage-smoke.csv'), 'chosen file name');
+    await form.getByLabel('Skip the row').check();
+    const r = await clickFor(form.getByRole('button', { name: 'Upload and import' }), 'POST', '/v1/usage/imports');
+    assertEq(r.status(), 202, 'POST /v1/usage/imports status');
+    assertEq(new URL(r.url()).searchParams.get('on_error'), 'skip', 'on_error sent');
+    assert((r.request().headers()['content-type'] || '').startsWith('multipart/form-data'), 'multipart upload');
+    const { import_id: id } = await r.json();
+    const live = page.locator(`#usage-import .import-detail[data-import-id="${id}"]`);
+    await page.locator(`#usage-import .import-detail[data-import-id="${id}"][data-status="succeeded"]`).waitFor({ timeout: 15_000 }).catch(async () => {
+      throw new Fail(`import did not succeed: ${await text(page.locator('#usage-import'))}`);
+    });
+    for (const [k, v] of [['rows', '4'], ['imported', '2'], ['duplicates', '1'], ['rejected', '1']]) {
+      assertEq(await text(live.locator(`[data-testid="import-${k}"]`)), v, `import ${k}`);
+    }
+    await visible(live.getByText('Line 5'), 'rejected row named by its line');
+    await visible(page.locator(`#usage-imports tr[data-import-id="${id}"][data-status="succeeded"]`), 'import in the recent list');
+    await visible(page.locator(`[data-testid="usage-total-api_calls"][data-value="25.25"]`), 'chart total includes the imported rows');
+    await visible(page.locator(`#usage-events tr[data-event-id="c1-${RUN}"]`), 'imported event in the table');
+    await shot('usage-import');
+  });
+
   let key = null;
   await step('create an API key: shown once, works, copy button', async () => {
     await nav('Settings').click();
@@ -553,6 +720,13 @@ async function main() {
     await nav('Plans').click();
     await visible(page.locator('section.plan-card[data-code="growth"]'), 'viewer sees plans');
     assertEq(await page.getByRole('button', { name: 'New plan' }).count(), 0, 'no New plan button');
+    await nav('Usage').click();
+    await visible(page.locator('[data-testid="usage-total-api_calls"][data-value="25.25"]'), 'viewer sees the usage totals');
+    await visible(page.locator('#usage-events tr[data-event-id]').first(), 'viewer sees raw events');
+    await visible(page.locator('#usage-imports tr[data-import-id]').first(), 'viewer sees recent imports');
+    assertEq(await page.getByRole('form', { name: 'Import CSV' }).count(), 0, 'no import form for a viewer');
+    assertEq(await page.locator('input[type="file"]').count(), 0, 'no file input for a viewer');
+    await shot('viewer-usage');
     await logout();
   });
 
@@ -615,6 +789,12 @@ async function main() {
     const overflow2 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert(overflow2 <= 1, `plans page overflows horizontally by ${overflow2}px`);
     await shot('mobile-plans', false);
+    await nav('Usage').click();
+    await visible(page.locator('svg.chart'), 'usage chart on mobile');
+    await visible(page.locator('[data-testid="usage-total-api_calls"][data-value="25.25"]'), 'usage total on mobile (admin, ?org=)');
+    const overflow3 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow3 <= 1, `usage page overflows horizontally by ${overflow3}px`);
+    await shot('mobile-usage', false);
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
