@@ -55,6 +55,7 @@ enum {
 };
 
 typedef struct api_req api_req;
+typedef struct api_stream api_stream; /* stream.h: streamed replies */
 
 /* A request body the connection filter (upload.c) streamed to a spool file
  * under BILLING_STORAGE_DIR/tmp/, or refused without holding it in memory.
@@ -153,6 +154,7 @@ struct api_req {
     const char *ctype;
     char *hk[API_MAX_HEADERS], *hv[API_MAX_HEADERS];
     int nh;
+    api_stream *stream; /* set by api_stream_begin (stream.h) */
     api_req *next; /* queue link */
 };
 

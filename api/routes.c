@@ -64,6 +64,12 @@ const api_route api_routes[] = {
     {"GET", "/v1/usage/imports/{id}", h_imports_get, ROLES_ALL, SCOPE_READ | SCOPE_USAGE_WRITE,
      NOBODY, RT_ORG | RT_ALL_ORGS, "imports_get"},
 
+    /* usage read back (routes_usage_query.c) */
+    {"GET", "/v1/usage/aggregate", h_usage_aggregate, ROLES_ALL, SCOPE_READ, NOBODY,
+     RT_ORG | RT_ALL_ORGS, "usage_aggregate"},
+    {"GET", "/v1/usage", h_usage_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
+     "usage_list"},
+
     /* jobs (the queue in Redis) */
     {"GET", "/v1/jobs/{id}", h_jobs_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
      "jobs_get"},

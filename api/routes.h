@@ -40,6 +40,10 @@ void h_imports_create(api_req *r);
 void h_imports_get(api_req *r);
 void h_imports_list(api_req *r);
 
+/* usage read back (routes_usage_query.c) */
+void h_usage_list(api_req *r);
+void h_usage_aggregate(api_req *r);
+
 /* jobs (routes_jobs.c) */
 void h_jobs_get(api_req *r);
 void h_admin_queues(api_req *r);

@@ -45,6 +45,7 @@
 #include "fmacros.h"
 #include "api.h"
 #include "server.h"
+#include "stream.h"
 #include "upload.h"
 #include "log.h"
 #include "rnd.h"
@@ -105,6 +106,7 @@ struct api_server {
 const api_health *api_server_health(const api_server *s) { return &s->health; }
 int api_server_db_busy(const api_server *s) { return atomic_load(&s->db_busy); }
 int api_server_db_threads(const api_server *s) { return s->ndb; }
+struct event_base *api_loop_base(api_loop *l) { return l->base; }
 
 /* ------------------------------------------------------------------------ */
 /* request life cycle                                                        */
@@ -131,6 +133,7 @@ static void req_free(api_req *r) {
         free(r->hv[i]);
     }
     buf_free(&r->out);
+    if (r->stream) api_stream_discard(r); /* shutdown: its loop is gone */
     free(r);
 }
 
@@ -196,7 +199,10 @@ static void finish(api_req *r) {
     int64_t dur = ts_now() - r->t0_us;
     api_metrics_observe(r->route_idx, r->status, dur);
     bool sent = false;
-    if (r->ev) {
+    int streamed = r->stream ? api_stream_finish(r) : 0; /* stream.c: end or abort */
+    if (streamed && streamed != API_STREAM_NOT_STARTED) {
+        sent = streamed == API_STREAM_SENT;
+    } else if (r->ev) {
         struct evhttp_request *ev = r->ev;
         struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
         if (evcon) evhttp_connection_set_closecb(evcon, NULL, NULL);

@@ -40,7 +40,18 @@ static const char k_move[] =
     "  ON CONFLICT (org_id, customer_id, metric_id, bucket) DO UPDATE SET"
     "    quantity = r.quantity + EXCLUDED.quantity, events = r.events + EXCLUDED.events,"
     "    max_quantity = greatest(r.max_quantity, EXCLUDED.max_quantity)"
-    "  RETURNING 1)"
+    "  RETURNING 1),"
+    /* the hourly level (migration 0005), for exactly the same new rows */
+    " rh AS ("
+    "  INSERT INTO usage_rollup_hour AS h (org_id, customer_id, metric_id, bucket, quantity,"
+    "                                      events, max_quantity)"
+    "  SELECT org_id, customer_id, metric_id,"
+    "         date_bin('1 hour', occurred_at, timestamptz '1970-01-01 00:00:00+00'),"
+    "         sum(quantity), count(*), max(quantity)"
+    "  FROM new GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+    "  ON CONFLICT (org_id, customer_id, metric_id, bucket) DO UPDATE SET"
+    "    quantity = h.quantity + EXCLUDED.quantity, events = h.events + EXCLUDED.events,"
+    "    max_quantity = greatest(h.max_quantity, EXCLUDED.max_quantity))"
     "SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM ru)";
 
 static void add_field(buf *b, const char *s) {

@@ -6,7 +6,7 @@
  *   finance   writes customers, metrics and plans; reads everything but users/keys
  *   approver  read only          viewer   read only
  *   only the owner manages users and API keys; platform-admin routes: nobody here
- *   key read         GETs of customers, metrics, plans, jobs and GET /v1/me
+ *   key read         GETs of customers, metrics, plans, usage, jobs and GET /v1/me
  *   key usage:write  GET /v1/me only (for now)
  *   jobs             GET /v1/jobs/{id}: every role and read keys; the queue's
  *                    admin routes (counts, retry of a dead job): nobody here
@@ -104,6 +104,11 @@ static const row k_rows[] = {
      201, WRITERS, 0, "/v1/plans/p-{u}"},
     {"GET", "/v1/plans", "/v1/plans", NULL, 200, READERS, 0, NULL},
     {"GET", "/v1/plans/{code}", "/v1/plans/{plan}", NULL, 200, READERS, 0, NULL},
+    /* usage read back: every role and read keys */
+    {"GET", "/v1/usage", "/v1/usage?customer_id={cust}&limit=10", NULL, 200, READERS, 0, NULL},
+    {"GET", "/v1/usage/aggregate",
+     "/v1/usage/aggregate?from=2026-10-01T00:00:00Z&to=2026-10-02T00:00:00Z&granularity=hour",
+     NULL, 200, READERS, 0, NULL},
     /* CSV imports (the GET of one probes a missing id: 404 when allowed) */
     {"POST", "/v1/usage/imports", "/v1/usage/imports", "event_id,customer_id,metric\nm-{u},c,m\n",
      202, WRITERS | B(P_KEY_USAGE), CSV_BODY, NULL},
