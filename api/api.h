@@ -50,12 +50,13 @@ enum {
     RT_ORG = 1 << 2,      /* acts on one organization: admins must give ?org=<slug> */
     RT_ALL_ORGS = 1 << 3, /* with RT_ORG: an admin without ?org sees all (org_id 0) */
     RT_PUBLIC = 1 << 4,   /* no authentication */
+    RT_FAST = 1 << 5,     /* first tried on the loop thread with cached
+                             credentials and r->db == NULL (see api_pending) */
     RT_UPLOAD = 1 << 6,   /* body streamed to a spool file by upload.c (r->upload);
                              limit BILLING_MAX_UPLOAD */
 };
 
 typedef struct api_req api_req;
-typedef struct api_stream api_stream; /* stream.h: streamed replies */
 
 /* A request body the connection filter (upload.c) streamed to a spool file
  * under BILLING_STORAGE_DIR/tmp/, or refused without holding it in memory.
@@ -82,7 +83,8 @@ typedef struct api_upload {
     bool missing_file;  /* BAD_BODY: the multipart body has no part named file */
     char error[160];
 } api_upload;
-void api_upload_free(api_upload *u); /* NULL ok; unlinks u->path if set */
+void api_upload_free(api_upload *u);  /* NULL ok; unlinks u->path if set */
+typedef struct api_stream api_stream; /* stream.h: streamed replies */
 typedef void (*api_handler)(api_req *r);
 
 typedef struct api_route {
@@ -139,6 +141,7 @@ struct api_req {
     char request_id[65];
     char *h_authorization, *h_cookie, *h_origin, *h_host, *h_sec_fetch_site, *h_user_agent,
         *h_content_type, *h_referer, *h_accept;
+    char *h_idem_key;          /* Idempotency-Key (or X-Request-Id) of the request */
     struct api_upload *upload; /* upload.c: the streamed body of an RT_UPLOAD route,
                                   or why a body was refused; NULL otherwise */
     char peer[64];
@@ -155,8 +158,42 @@ struct api_req {
     char *hk[API_MAX_HEADERS], *hv[API_MAX_HEADERS];
     int nh;
     api_stream *stream; /* set by api_stream_begin (stream.h) */
-    api_req *next; /* queue link */
+    bool pending;       /* handed to another thread, which calls api_complete */
+    atomic_int hold;    /* while pending: completes when it drops to 0 */
+    bool defer_db;      /* RT_FAST handler on the loop thread: run me on a
+                           database thread instead */
+    int idem;           /* idempotency state (idem.c) */
+    char idem_key[96];
+    char idem_fp[65];
+    char idem_ct[96]; /* content type of a replayed answer (r->ctype points here) */
+    api_req *next;    /* queue link */
 };
+
+/* ---- handing a request on (RT_FAST routes, and any handler on a database
+ * thread) ----
+ * api_pending: the handler gave r to another thread, which fills the reply
+ * and calls api_complete(r) exactly once (from any thread).  After
+ * api_pending the handler must not touch r.  Set the flag before handing r
+ * over.  api_defer_db: an RT_FAST handler on the loop thread (r->db == NULL)
+ * asks to be run again on a database thread. */
+static inline void api_pending(api_req *r) {
+    r->pending = true;
+    atomic_store(&r->hold, 2); /* the taker's api_complete + the server's release */
+}
+static inline void api_defer_db(api_req *r) { r->defer_db = true; }
+void api_complete(api_req *r);
+
+/* ---- idempotency (idem.c) ----
+ * For POSTs of authenticated routes that carry Idempotency-Key (alias
+ * X-Request-Id): the first request with a key runs and its answer is kept
+ * 24 h; the same key and the same request again replays it with
+ * Idempotent-Replayed: true; the same key with another method, path, query
+ * or body → 409 idempotency_key_reused; while the first is still running →
+ * 409 conflict with Retry-After.  Keys are per organization.  Called by the
+ * server on database threads around the handler. */
+enum { API_IDEM_NONE = 0, API_IDEM_CLAIMED = 1, API_IDEM_REPLIED = 2 };
+int api_idem_begin(api_req *r);
+void api_idem_end(api_req *r);
 
 /* ---- replies (exactly one per request; a later call replaces an earlier) ---- */
 void api_json(api_req *r, int status, json_t *body); /* steals body */
@@ -203,6 +240,14 @@ int api_server_db_threads(const api_server *s);
  * the route's roles/scopes/org/CSRF rules.  Returns 0 to go on, -1 when it has
  * replied (401/403/400/503). */
 int api_authorize(api_req *r);
+/* The same on a loop thread from the credential cache alone: 1 authorized
+ * (r->who filled), 0 needs the database (run api_authorize on a database
+ * thread), -1 replied (401/403/404). */
+int api_authorize_fast(api_req *r);
+/* Drop cached credentials: one token hash (logout), or every token of a user
+ * or API key id (revocation). */
+void api_auth_forget(const char *token_hash);
+void api_auth_forget_id(const char *id);
 
 /* metrics.c */
 void api_metrics_observe(int route_idx, int status, int64_t dur_us);

@@ -25,6 +25,8 @@
 #include "repo.h"
 #include "rnd.h"
 #include <stdlib.h>
+#include "tcache.h"
+#include <pthread.h>
 #include <strings.h>
 
 static char *bearer_token(const api_req *r, bool *via_cookie) {
@@ -66,7 +68,42 @@ static bool csrf_ok(const api_req *r) {
     return origin_matches(r, r->h_referer);
 }
 
-int api_authorize(api_req *r) {
+/* ---- credential cache ----------------------------------------------------
+ * token hash → principal for AUTH_TTL_US.  A logout or key revocation in this
+ * process drops the entry at once (api_auth_forget*); another billing-api
+ * process sharing the database notices within the TTL. */
+#define AUTH_TTL_US  (5 * 1000000LL)
+#define AUTH_MAX_ENT 65536
+
+typedef struct cached_principal {
+    repo_principal p;
+    bool is_key;
+} cached_principal;
+
+static tc *g_auth;
+static pthread_once_t g_auth_once = PTHREAD_ONCE_INIT;
+static void auth_cache_init(void) { g_auth = tc_new(AUTH_MAX_ENT, AUTH_TTL_US); }
+static tc *auth_cache(void) {
+    pthread_once(&g_auth_once, auth_cache_init);
+    return g_auth;
+}
+
+void api_auth_forget(const char *token_hash) {
+    if (auth_cache()) tc_del(auth_cache(), token_hash);
+}
+
+static bool same_id(const char *key, const void *val, void *arg) {
+    ML_UNUSED(key);
+    return !strcmp(((const cached_principal *)val)->p.id, (const char *)arg);
+}
+
+void api_auth_forget_id(const char *id) {
+    if (auth_cache()) tc_del_if(auth_cache(), same_id, (void *)id);
+}
+
+/* Fills r->who from the credentials: 1 done, 0 not cached (needs the
+ * database; only when d is NULL), -1 replied. */
+static int resolve(api_req *r, db *d) {
     bool via_cookie;
     char *tok = bearer_token(r, &via_cookie);
     if (!tok) {
@@ -81,30 +118,47 @@ int api_authorize(api_req *r) {
     bool is_key = strncmp(tok, "mk_", 3) == 0;
     free(tok);
 
-    db_err e;
-    repo_principal p;
-    int rc = is_key ? repo_apikey_lookup(r->db, &e, w->token_hash, &p)
-                    : repo_session_lookup(r->db, &e, w->token_hash, &p);
-    if (rc == REPO_ERR) {
-        api_db_fail(r, &e);
-        return -1;
+    cached_principal cp;
+    tc *cache = auth_cache();
+    if (!cache || !tc_get(cache, w->token_hash, &cp, sizeof cp)) {
+        if (!d) return 0;
+        db_err e;
+        memset(&cp, 0, sizeof cp);
+        cp.is_key = is_key;
+        int rc = is_key ? repo_apikey_lookup(d, &e, w->token_hash, &cp.p)
+                        : repo_session_lookup(d, &e, w->token_hash, &cp.p);
+        if (rc == REPO_ERR) {
+            api_db_fail(r, &e);
+            return -1;
+        }
+        if (rc == REPO_NOT_FOUND) {
+            api_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+            api_err(r, 401, "unauthenticated", "the token is invalid, expired or revoked");
+            return -1;
+        }
+        if (cache) tc_put(cache, w->token_hash, &cp, sizeof cp); /* best effort */
     }
-    if (rc == REPO_NOT_FOUND) {
-        api_header(r, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-        api_err(r, 401, "unauthenticated", "the token is invalid, expired or revoked");
-        return -1;
-    }
+    const repo_principal *p = &cp.p;
     w->kind = is_key ? WHO_APIKEY : WHO_SESSION;
-    snprintf(w->user_id, sizeof w->user_id, "%s", p.id);
-    w->org_id = p.org_id;
-    snprintf(w->org_slug, sizeof w->org_slug, "%s", p.org_slug);
+    snprintf(w->user_id, sizeof w->user_id, "%s", p->id);
+    w->org_id = p->org_id;
+    snprintf(w->org_slug, sizeof w->org_slug, "%s", p->org_slug);
     if (is_key) {
         w->scopes =
-            (p.scope_read ? SCOPE_READ : 0u) | (p.scope_usage_write ? SCOPE_USAGE_WRITE : 0u);
+            (p->scope_read ? SCOPE_READ : 0u) | (p->scope_usage_write ? SCOPE_USAGE_WRITE : 0u);
     } else {
-        w->role = api_role_parse(p.role);
+        w->role = api_role_parse(p->role);
     }
+    return 1;
+}
 
+/* CSRF, role/scope and organization rules once r->who is known (d may be
+ * NULL on a loop thread: then an admin's ?org= needs the database → 0). */
+static int check(api_req *r, db *d) {
+    api_who *w = &r->who;
+    bool via_cookie = w->via_cookie, is_key = w->kind == WHO_APIKEY;
+    db_err e;
+    int rc;
     if (via_cookie && !csrf_ok(r)) {
         api_err(r, 403, "forbidden",
                 "cross-origin request refused: a browser session may only change data "
@@ -125,8 +179,12 @@ int api_authorize(api_req *r) {
     char *org = api_query_dup(r, "org");
     if (w->role == ROLE_ADMIN) {
         if (org && *org) {
+            if (!d) {
+                free(org);
+                return 0;
+            }
             long long id;
-            rc = repo_org_by_slug(r->db, &e, org, &id);
+            rc = repo_org_by_slug(d, &e, org, &id);
             if (rc != REPO_OK) {
                 free(org);
                 if (rc == REPO_ERR)
@@ -149,5 +207,17 @@ int api_authorize(api_req *r) {
         return -1;
     }
     free(org);
-    return 0;
+    return 1;
+}
+
+int api_authorize(api_req *r) {
+    int rc = resolve(r, r->db);
+    if (rc == 1) rc = check(r, r->db);
+    return rc < 0 ? -1 : 0;
+}
+
+int api_authorize_fast(api_req *r) {
+    int rc = resolve(r, NULL);
+    if (rc == 1) rc = check(r, NULL);
+    return rc;
 }

@@ -56,6 +56,16 @@ const api_route api_routes[] = {
      "plans_list"},
     {"GET", "/v1/plans/{code}", h_plans_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG, "plans_get"},
 
+    /* usage */
+    {"POST", "/v1/usage", h_usage_ingest, ROLES_WRITE_CATALOG, SCOPE_USAGE_WRITE, -1,
+     RT_JSON | RT_ORG | RT_FAST, "usage_ingest"},
+
+    /* usage read back (routes_usage_query.c) */
+    {"GET", "/v1/usage/aggregate", h_usage_aggregate, ROLES_ALL, SCOPE_READ, NOBODY,
+     RT_ORG | RT_ALL_ORGS, "usage_aggregate"},
+    {"GET", "/v1/usage", h_usage_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
+     "usage_list"},
+
     /* CSV imports (routes_imports.c); the body is streamed to disk by upload.c */
     {"POST", "/v1/usage/imports", h_imports_create, ROLES_WRITE_CATALOG, SCOPE_USAGE_WRITE,
      JSONBODY, RT_ORG | RT_UPLOAD, "imports_create"},
@@ -64,15 +74,9 @@ const api_route api_routes[] = {
     {"GET", "/v1/usage/imports/{id}", h_imports_get, ROLES_ALL, SCOPE_READ | SCOPE_USAGE_WRITE,
      NOBODY, RT_ORG | RT_ALL_ORGS, "imports_get"},
 
-    /* usage read back (routes_usage_query.c) */
-    {"GET", "/v1/usage/aggregate", h_usage_aggregate, ROLES_ALL, SCOPE_READ, NOBODY,
-     RT_ORG | RT_ALL_ORGS, "usage_aggregate"},
-    {"GET", "/v1/usage", h_usage_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
-     "usage_list"},
-
     /* jobs (the queue in Redis) */
-    {"GET", "/v1/jobs/{id}", h_jobs_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
-     "jobs_get"},
+    {"GET", "/v1/jobs/{id}", h_jobs_get, ROLES_ALL, SCOPE_READ | SCOPE_USAGE_WRITE, NOBODY,
+     RT_ORG | RT_ALL_ORGS, "jobs_get"},
     {"GET", "/v1/admin/queues", h_admin_queues, ROLE_ADMIN, 0, NOBODY, 0, "admin_queues"},
     {"POST", "/v1/admin/jobs/{id}/retry", h_admin_job_retry, ROLE_ADMIN, 0, NOBODY, 0,
      "admin_job_retry"},

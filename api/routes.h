@@ -35,14 +35,17 @@ void h_plans_create(api_req *r);
 void h_plans_list(api_req *r);
 void h_plans_get(api_req *r);
 
-/* CSV usage imports (routes_imports.c) */
-void h_imports_create(api_req *r);
-void h_imports_get(api_req *r);
-void h_imports_list(api_req *r);
+/* usage ingest (routes_usage.c) */
+void h_usage_ingest(api_req *r);
 
 /* usage read back (routes_usage_query.c) */
 void h_usage_list(api_req *r);
 void h_usage_aggregate(api_req *r);
+
+/* CSV usage imports (routes_imports.c) */
+void h_imports_create(api_req *r);
+void h_imports_get(api_req *r);
+void h_imports_list(api_req *r);
 
 /* jobs (routes_jobs.c) */
 void h_jobs_get(api_req *r);

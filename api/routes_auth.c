@@ -275,6 +275,7 @@ void h_logout(api_req *r) {
         api_db_fail(r, &e);
         return;
     }
+    api_auth_forget(r->who.token_hash);
     set_session_cookie(r, "", 0);
     api_no_content(r);
 }
@@ -443,6 +444,7 @@ void h_keys_delete(api_req *r) {
         api_reply_repo(r, rc, &e, NULL, "api key");
         return;
     }
+    api_auth_forget_id(r->pv[0]);
     api_no_content(r);
 }
 

@@ -45,8 +45,9 @@
 #include "fmacros.h"
 #include "api.h"
 #include "server.h"
-#include "stream.h"
 #include "upload.h"
+#include "stream.h"
+#include "ingest.h"
 #include "log.h"
 #include "rnd.h"
 #include "ts.h"
@@ -106,7 +107,9 @@ struct api_server {
 const api_health *api_server_health(const api_server *s) { return &s->health; }
 int api_server_db_busy(const api_server *s) { return atomic_load(&s->db_busy); }
 int api_server_db_threads(const api_server *s) { return s->ndb; }
-struct event_base *api_loop_base(api_loop *l) { return l->base; }
+struct event_base *api_loop_base(api_loop *l) {
+    return l->base;
+}
 
 /* ------------------------------------------------------------------------ */
 /* request life cycle                                                        */
@@ -128,6 +131,7 @@ static void req_free(api_req *r) {
     free(r->h_referer);
     free(r->h_accept);
     api_upload_free(r->upload); /* deletes a spool the handler did not keep */
+    free(r->h_idem_key);
     for (int i = 0; i < r->nh; i++) {
         free(r->hk[i]);
         free(r->hv[i]);
@@ -271,8 +275,19 @@ typedef struct db_thread {
 
 static void run_handler(api_req *r) {
     if (!(r->route->flags & RT_PUBLIC) && api_authorize(r) != 0) return;
+    int idem = api_idem_begin(r);
+    if (idem == API_IDEM_REPLIED) return;
     r->route->fn(r);
+    if (idem == API_IDEM_CLAIMED) api_idem_end(r);
 }
+
+/* A pending request completes when both its taker (api_complete) and the
+ * thread that ran its handler (release) are done with it. */
+static void release(api_req *r) {
+    if (atomic_fetch_sub(&r->hold, 1) == 1) complete(r);
+}
+
+void api_complete(api_req *r) { release(r); }
 
 static void *db_main(void *arg) {
     db_thread *t = arg;
@@ -309,7 +324,10 @@ static void *db_main(void *arg) {
             r->jq = NULL;
         }
         atomic_fetch_sub(&s->db_busy, 1);
-        complete(r);
+        if (r->pending)
+            release(r); /* its taker calls api_complete too */
+        else
+            complete(r);
     }
     db_close(d);
     rds_close(rd);
@@ -520,6 +538,8 @@ static void on_request(struct evhttp_request *ev, void *arg) {
     r->h_referer = hdup(ih, "Referer");
     r->h_accept = hdup(ih, "Accept");
     r->upload = upl_take(l->upl, ev); /* a streamed or refused body (upload.c) */
+    r->h_idem_key = hdup(ih, "Idempotency-Key");
+    if (!r->h_idem_key && rid) r->h_idem_key = strdup(rid);
     if (!r->path || (query && !r->query)) {
         api_err(r, 503, "unavailable", "out of memory");
         finish(r);
@@ -612,6 +632,33 @@ static void on_request(struct evhttp_request *ev, void *arg) {
         r->route->fn(r);
         finish(r);
         return;
+    }
+    if ((r->route->flags & RT_FAST) && !(r->h_idem_key && !strcmp(r->method, "POST"))) {
+        /* Credentials and lookups from caches, no waiting: the handler
+         * replies, hands r on (api_pending: its taker completes it), or asks
+         * for a database thread (api_defer_db). */
+        int a = api_authorize_fast(r);
+        if (a < 0) {
+            finish(r);
+            return;
+        }
+        if (a > 0) {
+            r->route->fn(r);
+            if (r->pending) {
+                /* Handed on for a moment (the usage batcher answers within
+                 * one Redis round trip): the close callback suffices; no
+                 * peer watch, which would cost two epoll_ctl calls per
+                 * request on the hottest route. */
+                if (evcon) evhttp_connection_set_closecb(evcon, on_conn_close, r);
+                release(r);
+                return;
+            }
+            if (!r->defer_db) {
+                finish(r);
+                return;
+            }
+            r->defer_db = false;
+        }
     }
     if (evcon) {
         evhttp_connection_set_closecb(evcon, on_conn_close, r);
@@ -723,10 +770,13 @@ static int loop_init(api_server *s, api_loop *l, char *err, size_t errlen) {
 
 static void loop_destroy(api_loop *l) {
     if (l->http) evhttp_free(l->http);
-    upl_loop_free(l->upl);
     if (l->done_ev) event_free(l->done_ev);
     if (l->stop_ev) event_free(l->stop_ev);
+    /* after the base: freeing evhttp's connections finalizes their filters
+     * (upload.c conn_free, which uses l->upl) only when the base runs its
+     * finalizers */
     if (l->base) event_base_free(l->base);
+    upl_loop_free(l->upl);
     pthread_mutex_destroy(&l->mu);
 }
 
@@ -760,6 +810,10 @@ int api_server_run(const cfg *c) {
     if (s->lfd < 0) {
         LOG_KV(LOG_ERROR, "cannot listen", LF_S("error", err));
         goto out_free;
+    }
+    if (api_ingest_start(c, err, sizeof err)) {
+        LOG_KV(LOG_ERROR, "cannot start the usage batcher", LF_S("error", err));
+        goto out_close;
     }
     s->nloops = c->api_threads;
     s->ndb = c->db_threads;
@@ -821,6 +875,7 @@ out_stop:
     pthread_cond_broadcast(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
     for (int i = 0; i < nd; i++) pthread_join(s->dbth[i], NULL);
+    api_ingest_stop(); /* answers what it still holds while the loops run */
     for (int i = 0; i < nl; i++) {
         event_base_loopexit(s->loops[i].base, NULL);
         pthread_join(s->loops[i].th, NULL);
@@ -845,6 +900,7 @@ out_stop:
     }
     LOG_KV(LOG_INFO, "stopped", LF_I("pid", getpid()));
 out_close:
+    api_ingest_stop(); /* no-op unless started */
     if (s->lfd >= 0) close(s->lfd);
     free(s->loops);
     free(s->dbth);

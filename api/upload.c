@@ -119,6 +119,8 @@ struct upl_conn {
     upl_rec *rq_head, *rq_tail; /* records emitted, not yet taken */
     struct event *flush_ev;     /* pushes evhttp's output on (see out_cb) */
     bool flush_pending;
+    struct event *wr_ev; /* the socket is writable again (see out_filter) */
+    bool in_flush;       /* out_filter may write (see there) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -633,6 +635,46 @@ static enum bufferevent_filter_result in_filter(struct evbuffer *src, struct evb
     return BEV_OK; /* also resets evhttp's read timeout while a body streams */
 }
 
+/* Output: straight from the filter's output buffer to the socket.  evhttp
+ * counts a reply as written when the FILTER's output is empty; it then
+ * shuts the socket down at once on "Connection: close" (and when it drops a
+ * connection).  Bytes moved on into the socket bufferevent would still be
+ * waiting there and be lost, so none are: what the kernel does not take stays
+ * in the filter's output, and a one-shot write event on the socket resumes
+ * (flush_cb) when it can take more.  The socket bufferevent's own output is
+ * never used. */
+static void on_writable(evutil_socket_t fd, short what, void *arg);
+
+static enum bufferevent_filter_result out_filter(struct evbuffer *src, struct evbuffer *dst,
+                                                 ev_ssize_t limit, enum bufferevent_flush_mode mode,
+                                                 void *ctx) {
+    ML_UNUSED(dst);
+    ML_UNUSED(limit);
+    ML_UNUSED(mode);
+    upl_conn *c = ctx;
+    /* Only from flush_cb / on_writable, i.e. after the current callback:
+     * libevent runs this at once when evhttp adds bytes while writing is
+     * enabled (a streamed reply), and evhttp may set the "written" callback
+     * only after adding them (evhttp_send_reply_end) — a reply counted as
+     * written before that would never complete, and the connection would
+     * never read its next request. */
+    if (!c->in_flush) return BEV_NEED_MORE;
+    evutil_socket_t fd = bufferevent_getfd(c->under);
+    if (fd < 0) return evbuffer_get_length(src) ? BEV_ERROR : BEV_OK;
+    while (evbuffer_get_length(src) > 0) {
+        int n = evbuffer_write(src, fd);
+        if (n > 0) continue;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return BEV_ERROR;
+        /* the kernel's buffer is full: resume when the socket is writable */
+        if (!c->wr_ev)
+            c->wr_ev = event_new(bufferevent_get_base(c->bev), fd, EV_WRITE, on_writable, c);
+        if (!c->wr_ev || event_add(c->wr_ev, NULL) != 0) return BEV_ERROR;
+        return BEV_NEED_MORE; /* (BEV_OK would make libevent call again at once) */
+    }
+    return BEV_OK;
+}
+
 /* evhttp writes a reply into the filter's output and only then enables
  * writing; a filter bufferevent moves output on when data is added while
  * writing is enabled, not when writing gets enabled.  So every addition
@@ -644,7 +686,21 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg) {
     upl_conn *c = arg;
     struct bufferevent *bev = c->bev;
     c->flush_pending = false;
+    c->in_flush = true;
     bufferevent_flush(bev, EV_WRITE, BEV_NORMAL);
+    c->in_flush = false;     /* c is alive: the reference taken in out_cb */
+    bufferevent_decref(bev); /* may free c */
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg) {
+    ML_UNUSED(fd);
+    ML_UNUSED(what);
+    upl_conn *c = arg;
+    struct bufferevent *bev = c->bev;
+    bufferevent_incref(bev);
+    c->in_flush = true;
+    bufferevent_flush(bev, EV_WRITE, BEV_NORMAL);
+    c->in_flush = false;
     bufferevent_decref(bev); /* may free c */
 }
 
@@ -661,6 +717,7 @@ static void conn_free(void *ctx) {
     upl_conn *c = ctx;
     if (!c) return;
     if (c->flush_ev) event_free(c->flush_ev);
+    if (c->wr_ev) event_free(c->wr_ev);
     if (c->fd >= 0 && (size_t)c->fd < c->L->nfd && c->L->byfd[c->fd] == c) c->L->byfd[c->fd] = NULL;
     spool_abort(c);
     if (c->body) evbuffer_free(c->body);
@@ -696,7 +753,8 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg) {
         free(c);
         return NULL;
     }
-    c->bev = bufferevent_filter_new(c->under, in_filter, NULL, BEV_OPT_CLOSE_ON_FREE, conn_free, c);
+    c->bev = bufferevent_filter_new(c->under, in_filter, out_filter, BEV_OPT_CLOSE_ON_FREE,
+                                    conn_free, c);
     if (!c->bev) {
         event_free(c->flush_ev);
         bufferevent_free(c->under);

@@ -101,6 +101,18 @@ int repo_plan_get(db *d, db_err *e, long long org_id, const char *code, json_t *
 int repo_plans_list(db *d, db_err *e, long long org_id, int limit, const char *after, json_t **rows,
                     char **next);
 
+/* ---- usage ingest lookups (repo_usage.c) ---- */
+/* ids[i] = customers.id of external id ext[i] in the org, 0 if unknown. */
+int repo_customer_refs(db *d, db_err *e, long long org_id, const char *const *ext, size_t n,
+                       long long *ids);
+typedef struct repo_metric_ref {
+    long long id; /* 0 = unknown */
+    char aggregation[16];
+    char unique_property[129]; /* "" unless aggregation is unique_count */
+} repo_metric_ref;
+int repo_metric_refs(db *d, db_err *e, long long org_id, const char *const *codes, size_t n,
+                     repo_metric_ref *out);
+
 /* ---- usage imports (repo_imports.c) ---- */
 typedef struct repo_import_new {
     const char *id;         /* uuid we generated */

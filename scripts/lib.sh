@@ -454,7 +454,10 @@ pidfile $(redis_quote "$(redis_pidfile)")
 logfile $(redis_quote "$(redis_log)")
 dir $(redis_quote "$ML_VAR/redis")
 appendonly yes
-appendfsync everysec
+# always, not everysec: a 202 for usage promises the events survive kill -9 of
+# Redis, and Redis 7.0 has no WAITAOF; writes that arrive together share one
+# fsync (billing-api batches usage), so the cost is one fsync per batch
+appendfsync always
 maxmemory-policy noeviction
 EOF
 }

@@ -314,6 +314,64 @@ static void run_job(loop *w, const jq_job *j) {
     free(res.json);
 }
 
+/* Runs jobs[0..n) (same type, h->many set) with one handler call. */
+static void run_many(loop *w, const wk_handler *h, jq_job *jobs, int n) {
+    const jq_job **js = calloc((size_t)n, sizeof *js);
+    json_t **pl = calloc((size_t)n, sizeof *pl);
+    int m = 0;
+    int64_t t0 = wk_mono_us();
+    for (int i = 0; i < n; i++) {
+        json_error_t je;
+        json_t *p = js && pl ? json_loads(jobs[i].payload, JSON_REJECT_DUPLICATES, &je) : NULL;
+        wk_result res = {0};
+        if (p && json_is_object(p) && (!h->check || h->check(&jobs[i], p, &res))) {
+            js[m] = &jobs[i];
+            pl[m++] = p;
+            continue;
+        }
+        wk_status st = !js || !pl     ? wk_fail(&res, WK_RETRY, "out of memory")
+                       : res.error[0] ? WK_PERMANENT
+                                      : wk_fail(&res, WK_PERMANENT, "payload is not a JSON object");
+        json_decref(p);
+        fail_job(w, &jobs[i], attempts_allowed(&jobs[i], h), st, &res, wk_mono_us() - t0);
+    }
+    wk_result res = {0};
+    wk_status st = WK_OK;
+    if (m > 0) {
+        wk_ctx ctx = {.job = js[0],
+                      .db = w->db,
+                      .payload = NULL,
+                      .worker = w->worker,
+                      .progress = ctx_progress,
+                      .loop = w};
+        for (;;) {
+            free(res.json);
+            memset(&res, 0, sizeof res);
+            for (int i = 0; i < m; i++) wk_beat_run(w->beat, js[i]->id);
+            st = h->many(&ctx, js, (const json_t *const *)pl, (size_t)m, &res);
+            for (int i = 0; i < m; i++) wk_beat_ran(w->beat, js[i]->id);
+            if (st == WK_OK || st == WK_PERMANENT || !res.unavailable) break;
+            wk_dep_fail(&w->pg, res.error);
+            if (!wait_db(w)) break;
+        }
+    }
+    int64_t t1 = wk_mono_us();
+    for (int i = 0; i < m; i++) {
+        json_decref(pl[i]);
+        if (st == WK_OK) {
+            char *copy = res.json ? strdup(res.json) : NULL;
+            if (ML_NEVER(w->npend == w->cap)) ack_pending(w);
+            if (w->npend == 0) w->pend_since_us = t1;
+            w->pend[w->npend++] = (struct pending){js[i], copy, t1 - t0};
+        } else {
+            fail_job(w, js[i], attempts_allowed(js[i], h), st, &res, t1 - t0);
+        }
+    }
+    free(res.json);
+    free(js);
+    free(pl);
+}
+
 /* Reserves from every group; the number held, or JQ_ERR if Redis failed
  * before anything was reserved. */
 static int reserve(loop *w, char *err, size_t errlen) {
@@ -355,8 +413,16 @@ static void job_loop(loop *w) {
             }
             continue;
         }
-        for (int i = 0; i < n; i++) {
-            run_job(w, &w->jobs[i]); /* even when stopping: these are in hand */
+        for (int i = 0; i < n;) { /* even when stopping: these are in hand */
+            const wk_handler *h = wk_handler_find(w->jobs[i].type);
+            int k = i + 1;
+            if (h && h->many) {
+                while (k < n && !strcmp(w->jobs[k].type, w->jobs[i].type)) k++;
+                run_many(w, h, &w->jobs[i], k - i);
+            } else {
+                run_job(w, &w->jobs[i]);
+            }
+            i = k;
             if (w->npend && wk_mono_us() - w->pend_since_us >= ACK_FLUSH_US) ack_pending(w);
         }
         ack_pending(w);

@@ -1,11 +1,10 @@
 /* handlers.c — the job-type table of billing-worker.
  *
  * DESIGN — One row per job type: {type, handler, max attempts, timeout ms,
- * batch}.  A worker process reserves exactly these types, in this order
- * within a batch group (rows with the same batch share one reserve call).
- * Later issues add usage.ingest, usage.import, invoice.generate, billing.run
- * and report.render as one row each; their handlers live in their own files
- * and are declared in handlers.h.  Read-only; any thread.
+ * batch, many-jobs handler, payload check}.  A worker process reserves exactly these types, in this
+ * order within a batch group (rows with the same batch share one reserve call). Later issues add
+ * usage.ingest, usage.import, invoice.generate, billing.run and report.render as one row each;
+ * their handlers live in their own files and are declared in handlers.h.  Read-only; any thread.
  */
 #include "fmacros.h"
 #include "handlers.h"
@@ -14,11 +13,13 @@
 
 /* clang-format off */
 const wk_handler wk_handlers[] = {
-    /* type      handler        attempts  timeout ms  batch */
-    {"noop",     wk_job_noop,   5,        10000,      128},
-    {"sleep",    wk_job_sleep,  5,        120000,     4},
-    {"fail",     wk_job_fail,   3,        10000,      4},
-    {"usage.import", wk_job_usage_import, 5,  3600000,    1},
+    /* type          handler              attempts timeout ms batch  many (+ check) */
+    {"noop",         wk_job_noop,         5,       10000,     128,   NULL, NULL},
+    {"sleep",        wk_job_sleep,        5,       120000,    4,     NULL, NULL},
+    {"fail",         wk_job_fail,         3,       10000,     4,     NULL, NULL},
+    {"usage.ingest", wk_job_usage_ingest, 20,      120000,    64,    wk_jobs_usage_ingest,
+                                                                     wk_check_usage_ingest},
+    {"usage.import", wk_job_usage_import, 5,       3600000,   1,     NULL, NULL},
 };
 /* clang-format on */
 const size_t wk_handlers_len = ML_ARRAY_LEN(wk_handlers);

@@ -66,6 +66,13 @@ typedef struct wk_result {
 } wk_result;
 
 typedef wk_status (*wk_handler_fn)(wk_ctx *ctx, wk_result *res);
+/* A handler that takes several jobs of its type at once (all reserved
+ * together, consecutive in the batch) and succeeds or fails for all of them:
+ * jobs[i]'s parsed payload is payloads[i]; ctx->job is jobs[0] and
+ * ctx->payload NULL.  On WK_OK every job gets res->json as its result.  Jobs
+ * whose payload is not a JSON object never reach it. */
+typedef wk_status (*wk_many_fn)(wk_ctx *ctx, const jq_job *const *jobs,
+                                const json_t *const *payloads, size_t n, wk_result *res);
 
 typedef struct wk_handler {
     const char *type;
@@ -76,6 +83,10 @@ typedef struct wk_handler {
     int batch;        /* most jobs of this type reserved at once (also capped
                          by BILLING_JOB_BATCH); 1 for long jobs, more for
                          short ones */
+    wk_many_fn many;  /* if set, used instead of fn for runs of jobs */
+    /* with many: checks one job's payload first; false (res->error set) =
+     * that job fails permanently on its own, the others go on */
+    bool (*check)(const jq_job *j, const json_t *payload, wk_result *res);
 } wk_handler;
 
 /* The table (worker/handlers.c). */
@@ -107,6 +118,13 @@ bool wk_payload_only(const json_t *payload, const char *const *allowed, wk_resul
 wk_status wk_job_noop(wk_ctx *ctx, wk_result *res);
 wk_status wk_job_sleep(wk_ctx *ctx, wk_result *res);
 wk_status wk_job_fail(wk_ctx *ctx, wk_result *res);
+
+/* usage.ingest (worker/ingest.c): {"v":1, "min", "max", "rows"} payloads of
+ * billing-api (db_usage_row_text rows); many jobs → one exactly-once insert. */
+wk_status wk_job_usage_ingest(wk_ctx *ctx, wk_result *res);
+wk_status wk_jobs_usage_ingest(wk_ctx *ctx, const jq_job *const *jobs,
+                               const json_t *const *payloads, size_t n, wk_result *res);
+bool wk_check_usage_ingest(const jq_job *j, const json_t *payload, wk_result *res);
 
 /* usage.import (worker/import.c): {"import_id": "<uuid>"} loads the CSV file
  * of that usage_imports row → {import_id, status, rows, imported, duplicates,

@@ -7,8 +7,8 @@
  *   approver  read only          viewer   read only
  *   only the owner manages users and API keys; platform-admin routes: nobody here
  *   key read         GETs of customers, metrics, plans, usage, jobs and GET /v1/me
- *   key usage:write  GET /v1/me only (for now)
- *   jobs             GET /v1/jobs/{id}: every role and read keys; the queue's
+ *   key usage:write  GET /v1/me, POST /v1/usage, CSV imports, GET /v1/jobs/{id}
+ *   jobs             GET /v1/jobs/{id}: every role, read and usage:write keys; the queue's
  *                    admin routes (counts, retry of a dead job): nobody here
  * The expectation is written from that contract, never read from api_routes[]
  * at run time, so a wrong entry in the route table fails here.  The table is
@@ -104,11 +104,15 @@ static const row k_rows[] = {
      201, WRITERS, 0, "/v1/plans/p-{u}"},
     {"GET", "/v1/plans", "/v1/plans", NULL, 200, READERS, 0, NULL},
     {"GET", "/v1/plans/{code}", "/v1/plans/{plan}", NULL, 200, READERS, 0, NULL},
+    /* usage */
+    {"POST", "/v1/usage", "/v1/usage",
+     "{\"event_id\":\"mx-{u}\",\"customer_id\":\"{cust}\",\"metric\":\"{metric}\"}", 202,
+     WRITERS | B(P_KEY_USAGE), 0, NULL},
     /* usage read back: every role and read keys */
     {"GET", "/v1/usage", "/v1/usage?customer_id={cust}&limit=10", NULL, 200, READERS, 0, NULL},
     {"GET", "/v1/usage/aggregate",
-     "/v1/usage/aggregate?from=2026-10-01T00:00:00Z&to=2026-10-02T00:00:00Z&granularity=hour",
-     NULL, 200, READERS, 0, NULL},
+     "/v1/usage/aggregate?from=2026-10-01T00:00:00Z&to=2026-10-02T00:00:00Z&granularity=hour", NULL,
+     200, READERS, 0, NULL},
     /* CSV imports (the GET of one probes a missing id: 404 when allowed) */
     {"POST", "/v1/usage/imports", "/v1/usage/imports", "event_id,customer_id,metric\nm-{u},c,m\n",
      202, WRITERS | B(P_KEY_USAGE), CSV_BODY, NULL},
@@ -116,7 +120,7 @@ static const row k_rows[] = {
     {"GET", "/v1/usage/imports/{id}", "/v1/usage/imports/00000000-0000-4000-8000-000000000000",
      NULL, 404, READERS | B(P_KEY_USAGE), 0, NULL},
     /* jobs */
-    {"GET", "/v1/jobs/{id}", "/v1/jobs/{job}", NULL, 200, READERS, 0, NULL},
+    {"GET", "/v1/jobs/{id}", "/v1/jobs/{job}", NULL, 200, READERS | B(P_KEY_USAGE), 0, NULL},
     {"GET", "/v1/admin/queues", "/v1/admin/queues", NULL, 200, NOBODY_HERE, 0, NULL},
     {"POST", "/v1/admin/jobs/{id}/retry", "/v1/admin/jobs/{dead}/retry", NULL, 200, NOBODY_HERE,
      KEEPS_DEAD, NULL},

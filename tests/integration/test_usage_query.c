@@ -913,3 +913,63 @@ Test(usage_query, admins_see_all_organizations_readers_their_own) {
     free(va);
     free(vb);
 }
+
+/* Regression: the upload filter under evhttp (api/upload.c) once wrote a
+ * streamed reply's last chunk before evhttp armed its "written" callback, so
+ * the reply never completed and the next request on the keep-alive
+ * connection was never read; and bytes still queued when evhttp closed a
+ * "Connection: close" connection were lost.  One curl handle reuses its
+ * connection: export, then JSON, then export again; then an export with
+ * Connection: close must arrive whole. */
+static size_t count_bytes(char *p, size_t sz, size_t nm, void *arg) {
+    ML_UNUSED(p);
+    *(size_t *)arg += sz * nm;
+    return sz * nm;
+}
+
+Test(usage_query, keep_alive_after_streamed_reply_and_close_delivers_everything) {
+    world w;
+    make_world(&w);
+    enum { N = 20000 };
+    ev *v = gen(N, "ka", 99);
+    insert(&w, v, N);
+    free(v);
+    CURL *c = curl_easy_init();
+    cr_assert(c);
+    char auth[200], url[256];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", w.tok);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, count_bytes);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    const char *paths[] = {"/v1/usage?format=csv", "/v1/me", "/v1/usage?format=csv",
+                           "/v1/usage?limit=1"};
+    size_t first = 0;
+    for (int i = 0; i < 4; i++) {
+        size_t got = 0;
+        long status = 0, connects = -1;
+        snprintf(url, sizeof url, "%s%s", srv->base, paths[i]);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
+        CURLcode rc = curl_easy_perform(c);
+        cr_assert_eq(rc, CURLE_OK, "request %d (%s): %s", i, paths[i], curl_easy_strerror(rc));
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+        cr_expect_eq(status, 200, "request %d", i);
+        if (i > 0) cr_expect_eq(connects, 0, "request %d reused the connection", i);
+        if (i == 0) first = got;
+        if (i == 2) cr_expect_eq(got, first, "the second export is the same size");
+    }
+    cr_expect_gt(first, (size_t)N * 20, "the export holds every row");
+    /* Connection: close — evhttp closes right after the reply */
+    h = curl_slist_append(h, "Connection: close");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    snprintf(url, sizeof url, "%s/v1/usage?format=csv", srv->base);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    size_t got = 0;
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &got);
+    cr_expect_eq(curl_easy_perform(c), CURLE_OK);
+    cr_expect_eq(got, first, "a closing connection still gets the whole file");
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
