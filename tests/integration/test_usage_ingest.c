@@ -588,3 +588,49 @@ Test(ingest, kill9_api_while_clients_send) {
     cr_expect_eq(stored(o.id), want);
     cr_expect_eq(tw_stop(pool, 20000), 0);
 }
+
+/* ---- the team's sample batch (../shared/data/usage_batch.json) ----------- */
+
+Test(ingest, sample_batch_body) {
+    org o;
+    make_org(&o); /* site-00001.. and api_calls, gb_hours, users */
+    must(th_auth(srv, o.owner, "POST", "/v1/metrics",
+                 "{\"code\":\"vm_uptime_minutes\",\"name\":\"VM\",\"aggregation\":\"sum\"}"),
+         201, "metric");
+    must(th_auth(srv, o.owner, "POST", "/v1/metrics",
+                 "{\"code\":\"storage_gb_hours\",\"name\":\"GB\",\"aggregation\":\"sum\"}"),
+         201, "metric");
+    FILE *f = fopen(ML_TEST_DATA "/usage_batch.json", "rb");
+    cr_assert(f, "tests/data/usage_batch.json");
+    char body[4096];
+    size_t n = fread(body, 1, sizeof body - 1, f);
+    fclose(f);
+    body[n] = '\0';
+    th_resp r = post(o.owner, body, NULL);
+    cr_assert_eq(r.status, 202, "%s", r.body);
+    cr_expect_eq(json_integer_value(th_get(r.json, "accepted")), 4);
+    th_resp_free(&r);
+    tw_pool *pool = tw_start(1, NULL);
+    cr_assert_eq(wait_stored(o.id, 4, 30000), 4);
+    /* exact values back: quantity, the offset time in UTC, properties */
+    PGconn *c = th_pg();
+    char oid[24];
+    snprintf(oid, sizeof oid, "%lld", o.id);
+    const char *p[] = {oid};
+    PGresult *res = PQexecParams(
+        c,
+        "SELECT string_agg(event_id || '|' || quantity::text || '|' ||"
+        " to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS') || '|' ||"
+        " coalesce(properties->>'site', ''), ';' ORDER BY event_id)"
+        " FROM usage_events WHERE org_id = $1",
+        1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    cr_expect_str_eq(PQgetvalue(res, 0, 0),
+                     "evt-0001|120.000000000000|2026-10-03T09:15:00.000|;"
+                     "evt-0002|60.000000000000|2026-10-03T09:59:59.999|;"
+                     "evt-0003|7.000000000000|2026-10-03T08:00:00.000|Zürich yard 4;"
+                     "evt-0004|0.125000000000|2026-10-31T23:59:59.000|");
+    PQclear(res);
+    PQfinish(c);
+    cr_expect_eq(tw_stop(pool, 20000), 0);
+}
