@@ -598,7 +598,7 @@ async function main() {
     ]);
     assertEq(r.status(), 422, `misaligned from (${v} → :30) status for ${new URL(r.url()).search}`);
     await visible(errFor('from'), 'error next to From');
-    assert((await text(errFor('from'))).includes('start of a hour'), `from error: ${await text(errFor('from'))}`);
+    assert((await text(errFor('from'))).includes('bucket boundary'), `from error: ${await text(errFor('from'))}`);
     await shot('usage-422');
     await page.getByLabel('Customer', { exact: true }).fill('');
     await page.getByLabel('Customer', { exact: true }).blur(); // closes the suggestion list, which would eat the next click
