@@ -340,6 +340,7 @@ static void run_many(loop *w, const wk_handler *h, jq_job *jobs, int n) {
     if (m > 0) {
         wk_ctx ctx = {.job = js[0],
                       .db = w->db,
+                      .cfg = w->c,
                       .payload = NULL,
                       .worker = w->worker,
                       .progress = ctx_progress,
