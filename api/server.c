@@ -23,6 +23,14 @@
  * completion path drops its reply.  Both are cleared before a reply is sent,
  * because the connection may carry later keep-alive requests.
  *
+ * RT_FAST routes (POST /v1/usage) first run on the loop thread with
+ * credentials from the auth cache and r->db == NULL: the handler answers,
+ * asks for a database thread (api_defer_db), or hands the request on
+ * (api_pending; the usage batcher answers it with api_complete).  A pending
+ * request completes when both its taker and the thread that ran the handler
+ * let go of it (r->hold).  A POST with an Idempotency-Key always takes the
+ * database thread, where api_idem_begin / api_idem_end wrap the handler.
+ *
  * Request bodies reach evhttp through upload.c's per-connection filter,
  * which streams RT_UPLOAD bodies to spool files (r->upload) and turns a
  * body over its route's limit into a flagged empty request: our JSON 413.
@@ -539,7 +547,7 @@ static void on_request(struct evhttp_request *ev, void *arg) {
     r->h_accept = hdup(ih, "Accept");
     r->upload = upl_take(l->upl, ev); /* a streamed or refused body (upload.c) */
     r->h_idem_key = hdup(ih, "Idempotency-Key");
-    if (!r->h_idem_key && rid) r->h_idem_key = strdup(rid);
+    if (!r->h_idem_key && rid && valid_request_id(rid)) r->h_idem_key = strdup(rid);
     if (!r->path || (query && !r->query)) {
         api_err(r, 503, "unavailable", "out of memory");
         finish(r);
