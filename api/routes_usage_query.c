@@ -690,12 +690,15 @@ static const char k_agg_sql_hour[] = UQ_AGG_SQL("usage_rollup_hour", UQ_Y_MAP);
 static const char k_agg_sql_direct[] = UQ_AGG_SQL("usage_rollup_hour", UQ_Y_DIRECT);
 
 /* The common case — hourly buckets on whole UTC hours of one organization,
- * each output series one customer (or all of them, grouped) and one metric,
- * no unique_count in scope — needs neither grouping nor the union: every
- * hourly rollup row is one output row.  Same columns as UQ_AGG_SQL.
- * $1 org, $2 customer ids, $3 metric ids, $4 from, $5 to. */
+ * each output series one customer (one asked for, or all grouped by
+ * customer) and one metric, no unique_count in scope — needs neither
+ * grouping nor the union: every hourly rollup row is one output row.  Same
+ * columns as UQ_AGG_SQL.  The customer and metric are scalars ($2, $3; NULL
+ * = all), never "= ANY (array)": with an array the planner filters the
+ * organization's whole month instead of seeking the customer in the
+ * primary key.  $1 org, $4 from, $5 to. */
 static const char k_agg_sql_rows[] =
-    "SELECT NULL::text, c.external_id, m.code, (extract(epoch FROM r.bucket) * 1000000)::bigint,"
+    "SELECT NULL::text, c.external_id, m.code, (extract(epoch FROM r.bucket))::bigint * 1000000,"
     "       CASE m.aggregation WHEN 'max' THEN trim_scale(r.max_quantity)::text"
     "                          WHEN 'count' THEN r.events::text"
     "                          ELSE trim_scale(r.quantity)::text END, r.events::text"
@@ -703,12 +706,18 @@ static const char k_agg_sql_rows[] =
     "  JOIN metrics m ON m.id = r.metric_id AND m.aggregation <> 'unique_count'"
     "  JOIN customers c ON c.id = r.customer_id"
     " WHERE r.org_id = $1::bigint"
-    "   AND ($2::bigint[] IS NULL OR r.customer_id = ANY ($2::bigint[]))"
-    "   AND ($3::bigint[] IS NULL OR r.metric_id = ANY ($3::bigint[]))"
+    "   AND ($2::bigint IS NULL OR r.customer_id = $2::bigint)"
+    "   AND ($3::bigint IS NULL OR r.metric_id = $3::bigint)"
     "   AND r.bucket >= $4::timestamptz AND r.bucket < $5::timestamptz";
 
-/* "{5}" — one id. */
-static bool one_id(const char *arr) { return arr && !strchr(arr, ','); }
+/* "{5}" — one id: copied without the braces into out. */
+static bool one_id(const char *arr, char out[24]) {
+    size_t n = arr ? strlen(arr) : 0;
+    if (n < 3 || n > 22 || arr[0] != '{' || arr[n - 1] != '}' || strchr(arr, ',')) return false;
+    memcpy(out, arr + 1, n - 2);
+    out[n - 2] = '\0';
+    return true;
+}
 
 enum { A_SLUG, A_CUST, A_METRIC, A_START, A_QTY, A_EVENTS };
 
@@ -1004,10 +1013,13 @@ void h_usage_aggregate(api_req *r) {
                          a.by_customer ? "true" : "false",
                          a.by_metric ? "true" : "false",
                          ids.has_unique ? "true" : "false"};
+    char one_cust[24], one_metric[24];
     bool rows_are_output = row_is_bucket && !with_org && !ids.has_unique &&
-                           (a.by_customer || one_id(ids.cust)) &&
-                           (a.by_metric || one_id(ids.metric));
-    res = rows_are_output ? db_exec(r->db, &e, k_agg_sql_rows, 5, v)
+                           (ids.cust ? one_id(ids.cust, one_cust) : a.by_customer) &&
+                           (ids.metric ? one_id(ids.metric, one_metric) : a.by_metric);
+    const char *vr[5] = {org, ids.cust ? one_cust : NULL, ids.metric ? one_metric : NULL, sfrom,
+                         sto};
+    res = rows_are_output ? db_exec(r->db, &e, k_agg_sql_rows, 5, vr)
                           : db_exec(r->db, &e,
                                     row_is_bucket ? k_agg_sql_direct
                                     : hourly      ? k_agg_sql_hour
