@@ -261,6 +261,52 @@ Test(ingest, exact_rollup_with_duplicates_and_replays) {
     }
     PQclear(res);
     PQfinish(c);
+
+    /* and the same through GET /v1/usage/aggregate: hourly, per customer and
+     * metric, over whole UTC hours around the data */
+    int64_t h0 = base / 3600000000LL * 3600000000LL;
+    int64_t h1 =
+        (base + (int64_t)NBUCKETS * 900000000LL) / 3600000000LL * 3600000000LL + 3600000000LL;
+    char f0[TS_FMT_MAX], f1[TS_FMT_MAX], path[256];
+    ts_format(h0, f0, sizeof f0);
+    ts_format(h1, f1, sizeof f1);
+    snprintf(path, sizeof path,
+             "/v1/usage/aggregate?from=%s&to=%s&granularity=hour&group_by=customer,metric", f0, f1);
+    th_resp ar = th_auth(srv, o.owner, "GET", path, NULL);
+    cr_assert_eq(ar.status, 200, "%s", ar.body);
+    long long got_total = 0;
+    size_t i;
+    json_t *row;
+    json_array_foreach(json_object_get(ar.json, "data"), i, row) {
+        const char *cust = th_str(row, "customer_id"), *met = th_str(row, "metric");
+        int cu = atoi(cust + 5) - 1, m = strcmp(met, "api_calls") ? 1 : 0;
+        int64_t t;
+        const char *st = th_str(row, "bucket_start");
+        cr_assert(!ts_parse(st, strlen(st), &t));
+        long long want_h = 0, want_hn = 0;
+        for (int b = 0; b < NBUCKETS; b++) { /* the four quarters of hour t */
+            int64_t q = base + (int64_t)b * 900000000LL;
+            if (q >= t && q < t + 3600000000LL) {
+                want_h += want_q[cu][m][b];
+                want_hn += want_n[cu][m][b];
+            }
+        }
+        /* quantity is a decimal string: compare as milli-units */
+        const char *qs = th_str(row, "quantity");
+        long long whole = strtoll(qs, NULL, 10), milli = 0;
+        const char *dot = strchr(qs, '.');
+        if (dot) {
+            char frac[4] = "000";
+            for (int k = 0; k < 3 && dot[1 + k]; k++) frac[k] = dot[1 + k];
+            cr_assert(strlen(dot + 1) <= 3, "quantity %s has more than 3 decimals", qs);
+            milli = strtoll(frac, NULL, 10);
+        }
+        cr_expect_eq(whole * 1000 + milli, want_h, "aggregate %s %s %s: %s", cust, met, st, qs);
+        cr_expect_eq(json_integer_value(json_object_get(row, "events")), want_hn);
+        got_total += want_hn;
+    }
+    cr_expect_eq(got_total, NEV, "the aggregate covers every event");
+    th_resp_free(&ar);
     free(evs);
     cr_expect_eq(tw_stop(pool, 20000), 0);
 }
