@@ -819,6 +819,8 @@ int api_server_run(const cfg *c) {
         LOG_KV(LOG_ERROR, "cannot listen", LF_S("error", err));
         goto out_free;
     }
+    int swept = upl_sweep(c->storage_dir, UPL_SWEEP_AGE_S);
+    if (swept > 0) LOG_KV(LOG_INFO, "removed stale upload spools", LF_I("files", swept));
     if (api_ingest_start(c, err, sizeof err)) {
         LOG_KV(LOG_ERROR, "cannot start the usage batcher", LF_S("error", err));
         goto out_close;

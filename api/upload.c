@@ -65,6 +65,7 @@
 #include "log.h"
 #include "mpart.h"
 #include "rnd.h"
+#include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -76,6 +77,7 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UPL_HEADER   "X-Meterline-Upload"
@@ -783,6 +785,29 @@ upl_loop *upl_loop_new(struct evhttp *http, const cfg *c, char *err, size_t errl
     }
     evhttp_set_bevcb(http, make_bev, L);
     return L;
+}
+
+int upl_sweep(const char *storage_dir, long long older_than_s) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/tmp", storage_dir);
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : -1;
+    time_t cutoff = time(NULL) - (time_t)older_than_s;
+    int removed = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (strncmp(de->d_name, "upl-", 4) != 0 || n < 9 || strcmp(de->d_name + n - 5, ".part"))
+            continue; /* only our spool names */
+        char path[1400];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < cutoff &&
+            unlink(path) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 void upl_loop_free(upl_loop *u) {

@@ -21,6 +21,13 @@ void upl_loop_free(upl_loop *u); /* NULL ok; call after evhttp_free */
  * ordinary request. */
 api_upload *upl_take(upl_loop *u, struct evhttp_request *ev);
 
+/* Deletes spool files (<storage>/tmp/upl-*.part) not written for
+ * older_than_s seconds: what a killed billing-api left behind.  A live upload
+ * keeps its file's mtime fresh, so servers sharing the storage directory do
+ * not take each other's.  Returns how many were removed, or -1. */
+int upl_sweep(const char *storage_dir, long long older_than_s);
+#define UPL_SWEEP_AGE_S 3600 /* at billing-api start */
+
 /* mkdir -p with mode for the missing parts.  0, or -1 with errno. */
 int upl_mkdirs(const char *path, unsigned mode);
 /* fsync of a directory (its entries).  0, or -1 with errno. */

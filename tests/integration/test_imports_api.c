@@ -11,7 +11,10 @@
 #include <curl/curl.h>
 #include <dirent.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+#include <utime.h>
 
 static th_server *srv;
 static char tok[64], slug[64];
@@ -438,4 +441,39 @@ Test(limits, over_limit_bodies_get_json_413) {
     usleep(100 * 1000);
     cr_expect_eq(tmp_files(), before, "a refused upload left a spool file behind");
     free(csv);
+}
+
+/* ---- spools a killed billing-api left behind ---------------------------- */
+
+static void touch_file(const char *path, time_t mtime) {
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "%s", path);
+    fputs("event_id\n", f);
+    fclose(f);
+    struct utimbuf t = {mtime, mtime};
+    cr_assert_eq(utime(path, &t), 0);
+}
+
+Test(sweep, stale_spools_are_removed_at_start_fresh_ones_and_others_kept, .timeout = 60) {
+    char dir[1024], old[1100], fresh[1100], other[1100];
+    snprintf(dir, sizeof dir, "%s/tmp", getenv("BILLING_STORAGE_DIR"));
+    char cmd[1100];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    char u[32];
+    th_unique(u);
+    snprintf(old, sizeof old, "%s/upl-old-%s.part", dir, u);
+    snprintf(fresh, sizeof fresh, "%s/upl-new-%s.part", dir, u);
+    snprintf(other, sizeof other, "%s/keep-%s.part", dir, u);
+    time_t now = time(NULL);
+    touch_file(old, now - 2 * 3600);   /* a crashed server's, two hours old */
+    touch_file(fresh, now - 60);       /* another server's upload in progress */
+    touch_file(other, now - 2 * 3600); /* not our name */
+    th_server *s = th_start(NULL);
+    cr_expect_neq(access(old, F_OK), 0, "the stale spool is gone");
+    cr_expect_eq(access(fresh, F_OK), 0, "a live upload's spool is kept");
+    cr_expect_eq(access(other, F_OK), 0, "files that are not spools are kept");
+    cr_expect_eq(th_stop(s), 0);
+    unlink(fresh);
+    unlink(other);
 }
