@@ -36,7 +36,8 @@
  * body over its route's limit into a flagged empty request: our JSON 413.
  *
  * Health: a health thread checks PostgreSQL and Redis every 500 ms with its
- * own connections; /readyz reads the result without blocking.  The same
+ * own connections (and deletes expired sessions at start and every 10
+ * minutes); /readyz reads the result without blocking.  The same
  * thread refreshes the job-queue snapshot for /metrics (jq_stats on its own
  * jq client) about once a second, and only when Redis has just answered a
  * PING, so an outage does not stall the health checks (a Redis that accepts
@@ -56,6 +57,7 @@
 #include "upload.h"
 #include "stream.h"
 #include "ingest.h"
+#include "repo.h"
 #include "log.h"
 #include "rnd.h"
 #include "ts.h"
@@ -358,7 +360,8 @@ static void enqueue_db(api_server *s, api_req *r) {
 /* ------------------------------------------------------------------------ */
 /* health thread                                                             */
 
-#define QUEUE_SNAPSHOT_US 1000000 /* /metrics queue figures: about once a second */
+#define QUEUE_SNAPSHOT_US 1000000               /* /metrics queue figures: about once a second */
+#define SESSION_PURGE_US  (10 * 60 * 1000000LL) /* expired sessions deleted */
 
 /* Takes a jq_stats snapshot for /metrics.  A failure keeps the previous one
  * (its age is exported) and is logged once per outage. */
@@ -383,7 +386,7 @@ static void *health_main(void *arg) {
     rds *rd = rds_open(s->cfg->redis_url, 1000, err, sizeof err);
     jq *q = jq_open(s->cfg->redis_url, err, sizeof err);
     if (!q) LOG_KV(LOG_ERROR, "health thread: no job-queue client", LF_S("error", err));
-    int64_t next_snapshot = 0;
+    int64_t next_snapshot = 0, next_purge = 0;
     bool snapshot_failing = false;
     pthread_mutex_lock(&s->hmu);
     while (!s->hstop) {
@@ -403,6 +406,13 @@ static void *health_main(void *arg) {
         atomic_store(&s->health.pg_ok, pg);
         atomic_store(&s->health.redis_ok, rs);
         int64_t now = ts_now();
+        if (pg && now >= next_purge) { /* at start, then every SESSION_PURGE_US */
+            db_err e;
+            long long n = repo_sessions_purge(d, &e);
+            next_purge = now + SESSION_PURGE_US;
+            if (n > 0) LOG_KV(LOG_INFO, "expired sessions purged", LF_I("sessions", n));
+            if (n < 0) LOG_KV(LOG_WARN, "cannot purge expired sessions", LF_S("error", e.msg));
+        }
         if (q && rs && now >= next_snapshot) {
             /* 50 ms of slack so a 500 ms tick that wakes a little early
              * still refreshes every second tick */

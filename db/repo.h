@@ -48,6 +48,8 @@ int repo_session_create(db *d, db_err *e, const char *token_hash, const char *us
                         int ttl_hours, const char *user_agent, const char *address,
                         char expires_at[40]);
 int repo_session_delete(db *d, db_err *e, const char *token_hash);
+/* Deletes expired sessions (lookups already refuse them); how many, or -1. */
+long long repo_sessions_purge(db *d, db_err *e);
 
 typedef struct repo_principal {
     char id[40];      /* user or API key id */

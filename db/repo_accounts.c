@@ -168,6 +168,14 @@ int repo_session_create(db *d, db_err *e, const char *token_hash, const char *us
     return REPO_OK;
 }
 
+long long repo_sessions_purge(db *d, db_err *e) {
+    PGresult *r = DB_EXEC0(d, e, "DELETE FROM sessions WHERE expires_at < now()");
+    if (!r) return -1;
+    long long n = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return n;
+}
+
 int repo_session_delete(db *d, db_err *e, const char *token_hash) {
     PGresult *r = DB_EXEC(d, e, "DELETE FROM sessions WHERE token_hash = $1", token_hash);
     if (!r) return REPO_ERR;

@@ -4,6 +4,7 @@
 #include "th.h"
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static th_server *srv;
 
@@ -302,4 +303,40 @@ Test(accounts, platform_admin_sees_every_organization) {
 
     /* duplicate admin is refused */
     cr_expect_neq(system(cmd), 0);
+}
+
+/* Expired sessions are refused at once and deleted by the server's health
+ * thread (at start, then every 10 minutes); live ones stay. */
+Test(accounts, expired_sessions_are_purged) {
+    char token[128], email[128];
+    th_signup(srv, token, NULL, email);
+    PGconn *c = th_pg();
+    const char *p[] = {email};
+    /* a second, already expired session for the same user */
+    PGresult *r = PQexecParams(c,
+                               "INSERT INTO sessions (token_hash, user_id, expires_at)"
+                               " SELECT encode(sha256(gen_random_uuid()::text::bytea), 'hex'), id,"
+                               "        now() - interval '1 minute'"
+                               " FROM users WHERE email = $1 RETURNING token_hash",
+                               1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+    char hash[80];
+    snprintf(hash, sizeof hash, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    th_server *s2 = th_start(NULL); /* purges at start */
+    const char *ph[] = {hash};
+    int left = -1;
+    for (int i = 0; i < 50 && left != 0; i++) {
+        r = PQexecParams(c, "SELECT count(*) FROM sessions WHERE token_hash = $1", 1, NULL, ph,
+                         NULL, NULL, 0);
+        left = atoi(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (left) usleep(100000);
+    }
+    cr_expect_eq(left, 0, "the expired session was deleted");
+    th_resp me = th_auth(s2, token, "GET", "/v1/me", NULL);
+    cr_expect_eq(me.status, 200, "the live session still works: %s", me.body);
+    th_resp_free(&me);
+    cr_expect_eq(th_stop(s2), 0);
+    PQfinish(c);
 }
