@@ -209,16 +209,24 @@ static int copy_chunks(db *d, db_err *e, const db_usage_chunk *ch, size_t n, lon
     return copy_end(d, e, rc);
 }
 
-int db_usage_insert(db *d, db_err *e, const db_usage_row *rows, size_t n, const char *occurred_min,
-                    const char *occurred_max, db_usage_result *out) {
-    return db_usage_insert_tx(d, e, rows, n, occurred_min, occurred_max, NULL, NULL, out);
+/* Fills usage_stage from one kind of source; *rows = rows staged. */
+typedef int (*stage_fn)(db *d, db_err *e, const void *src, size_t n, long long *rows);
+
+static int stage_rows(db *d, db_err *e, const void *src, size_t n, long long *rows) {
+    *rows = (long long)n;
+    return copy_rows(d, e, src, n);
 }
 
-int db_usage_insert_tx(db *d, db_err *e, const db_usage_row *rows, size_t n,
-                       const char *occurred_min, const char *occurred_max, db_usage_tx_hook hook,
-                       void *arg, db_usage_result *out) {
+static int stage_chunks(db *d, db_err *e, const void *src, size_t n, long long *rows) {
+    return copy_chunks(d, e, src, n, rows);
+}
+
+/* The one transaction behind every insert: stage, claim and store
+ * (k_move), roll up (k_rollup), the caller's hook, commit. */
+static int insert(db *d, db_err *e, stage_fn stage, const void *src, size_t n,
+                  const char *occurred_min, const char *occurred_max, db_usage_tx_hook hook,
+                  void *arg, db_usage_result *out) {
     memset(out, 0, sizeof *out);
-    out->rows = (long long)n;
     if (n == 0 && !hook) return 0;
     if (db_begin(d, e)) return -1;
     PGresult *r = NULL;
@@ -226,7 +234,7 @@ int db_usage_insert_tx(db *d, db_err *e, const db_usage_row *rows, size_t n,
         if (db_cmd(d, e, k_stage, 0, NULL) || db_cmd(d, e, k_delta, 0, NULL) ||
             DB_CMD(d, e, "SELECT ml_usage_ensure_partitions($1::timestamptz, $2::timestamptz)",
                    occurred_min, occurred_max) ||
-            copy_rows(d, e, rows, n) || db_cmd(d, e, k_move, 0, NULL) ||
+            stage(d, e, src, n, &out->rows) || db_cmd(d, e, k_move, 0, NULL) ||
             !(r = db_exec(d, e, k_rollup, 0, NULL)))
             goto fail;
         out->inserted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -241,24 +249,18 @@ fail:
     return -1;
 }
 
+int db_usage_insert(db *d, db_err *e, const db_usage_row *rows, size_t n, const char *occurred_min,
+                    const char *occurred_max, db_usage_result *out) {
+    return insert(d, e, stage_rows, rows, n, occurred_min, occurred_max, NULL, NULL, out);
+}
+
+int db_usage_insert_tx(db *d, db_err *e, const db_usage_row *rows, size_t n,
+                       const char *occurred_min, const char *occurred_max, db_usage_tx_hook hook,
+                       void *arg, db_usage_result *out) {
+    return insert(d, e, stage_rows, rows, n, occurred_min, occurred_max, hook, arg, out);
+}
+
 int db_usage_insert_copy(db *d, db_err *e, const db_usage_chunk *chunks, size_t n,
                          const char *occurred_min, const char *occurred_max, db_usage_result *out) {
-    memset(out, 0, sizeof *out);
-    if (n == 0) return 0;
-    if (db_begin(d, e)) return -1;
-    PGresult *r = NULL;
-    if (db_cmd(d, e, k_stage, 0, NULL) || db_cmd(d, e, k_delta, 0, NULL) ||
-        DB_CMD(d, e, "SELECT ml_usage_ensure_partitions($1::timestamptz, $2::timestamptz)",
-               occurred_min, occurred_max) ||
-        copy_chunks(d, e, chunks, n, &out->rows) || db_cmd(d, e, k_move, 0, NULL) ||
-        !(r = db_exec(d, e, k_rollup, 0, NULL)))
-        goto fail;
-    out->inserted = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    out->duplicates = out->rows - out->inserted;
-    PQclear(r);
-    if (db_commit(d, e)) goto fail;
-    return 0;
-fail:
-    db_rollback(d);
-    return -1;
+    return insert(d, e, stage_chunks, chunks, n, occurred_min, occurred_max, NULL, NULL, out);
 }
