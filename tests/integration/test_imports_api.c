@@ -49,23 +49,6 @@ typedef struct src {
     long max_hwm_kb;
 } src;
 
-typedef struct sink {
-    char *p;
-    size_t n;
-} sink;
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
-    sink *k = ud;
-    size_t add = size * nmemb;
-    char *np = realloc(k->p, k->n + add + 1);
-    if (!np) return 0;
-    memcpy(np + k->n, ptr, add);
-    k->n += add;
-    np[k->n] = '\0';
-    k->p = np;
-    return add;
-}
-
 static long vm_hwm_kb(pid_t pid) {
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
@@ -127,7 +110,7 @@ static reply post_file(CURL *c, const char *path, const char *ct, src *s, bool c
     hl = curl_slist_append(hl, cth);
     hl = curl_slist_append(hl, "Expect:");
     if (chunked) hl = curl_slist_append(hl, "Transfer-Encoding: chunked");
-    sink b = {0};
+    th_body b = {0};
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_POST, 1L);
@@ -137,7 +120,7 @@ static reply post_file(CURL *c, const char *path, const char *ct, src *s, bool c
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
                          (curl_off_t)(s->gen_total > 0 ? s->gen_total : (long long)s->n));
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, th_curl_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     reply r = {0};
@@ -284,11 +267,11 @@ Test(imports, chunked_upload_then_json_on_the_same_connection) {
     snprintf(url, sizeof url, "%s/v1/me", srv->base);
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
     struct curl_slist *hl = curl_slist_append(NULL, auth);
-    sink b = {0};
+    th_body b = {0};
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, th_curl_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     cr_assert_eq(curl_easy_perform(c), CURLE_OK);
     long st = 0, conns = -1;

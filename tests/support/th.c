@@ -113,13 +113,8 @@ int th_stop(th_server *s) {
     return rc;
 }
 
-typedef struct sink {
-    char *p;
-    size_t n;
-} sink;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
-    sink *k = ud;
+size_t th_curl_collect(char *ptr, size_t size, size_t nmemb, void *ud) {
+    th_body *k = ud;
     size_t add = size * nmemb;
     char *np = realloc(k->p, k->n + add + 1);
     if (!np) return 0;
@@ -137,7 +132,7 @@ th_resp th_req(const th_server *s, const char *method, const char *path, const c
     cr_assert(c);
     char url[1024];
     snprintf(url, sizeof url, "%s%s", s->base, path);
-    sink b = {0}, h = {0};
+    th_body b = {0}, h = {0};
     struct curl_slist *hl = NULL;
     bool has_ct = false;
     for (const char *const *x = headers; x && *x; x++) {
@@ -154,9 +149,9 @@ th_resp th_req(const th_server *s, const char *method, const char *path, const c
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, th_curl_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, th_curl_collect);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);

@@ -49,6 +49,13 @@ th_resp th_req(const th_server *s, const char *method, const char *path, const c
 th_resp th_auth(const th_server *s, const char *token, const char *method, const char *path,
                 const char *body);
 void th_resp_free(th_resp *r);
+/* A libcurl write callback that collects what it is given into a th_body
+ * (userdata): p grows with each call and stays NUL-terminated. */
+typedef struct th_body {
+    char *p;
+    size_t n;
+} th_body;
+size_t th_curl_collect(char *ptr, size_t size, size_t nmemb, void *ud);
 /* Value of header name (case-insensitive) in r, copied into out; false if absent. */
 bool th_header(const th_resp *r, const char *name, char *out, size_t cap);
 /* json path helper: th_str(r.json, "user.email") */
