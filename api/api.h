@@ -39,6 +39,8 @@ enum {
 #define ROLES_ALL           (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE | ROLE_APPROVER | ROLE_VIEWER)
 #define ROLES_WRITE_CATALOG (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE)
 #define ROLES_OWNER         (ROLE_ADMIN | ROLE_OWNER)
+#define ROLES_INVOICE_FINANCE (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE)  /* generate, issue, void, paid */
+#define ROLES_INVOICE_APPROVE (ROLE_ADMIN | ROLE_OWNER | ROLE_APPROVER) /* approve, reject */
 
 /* API-key scopes (bits) */
 enum { SCOPE_READ = 1 << 0, SCOPE_USAGE_WRITE = 1 << 1 };

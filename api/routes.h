@@ -47,6 +47,26 @@ void h_imports_create(api_req *r);
 void h_imports_get(api_req *r);
 void h_imports_list(api_req *r);
 
+/* invoice generation jobs (routes_billing.c) */
+void h_invoices_generate(api_req *r);
+void h_billing_runs_create(api_req *r);
+
+/* invoices, their lifecycle and disputes (routes_invoices.c) */
+void h_invoices_list(api_req *r);
+void h_invoices_get(api_req *r);
+void h_invoices_actions(api_req *r);
+void h_invoices_submit(api_req *r);
+void h_invoices_approve(api_req *r);
+void h_invoices_reject(api_req *r);
+void h_invoices_issue(api_req *r);
+void h_invoices_void(api_req *r);
+void h_invoices_mark_paid(api_req *r);
+void h_disputes_create(api_req *r);
+void h_disputes_list(api_req *r);
+void h_disputes_get(api_req *r);
+void h_disputes_message(api_req *r);
+void h_disputes_resolve(api_req *r);
+
 /* jobs (routes_jobs.c) */
 void h_jobs_get(api_req *r);
 void h_admin_queues(api_req *r);
