@@ -54,6 +54,9 @@ CREATE TABLE invoices (
   tax           numeric NOT NULL DEFAULT 0,
   total         numeric NOT NULL DEFAULT 0,
   notes         text CHECK (length(notes) <= 2000),
+  -- sha-256 of the generated content (lines, sub-lines, amounts): a
+  -- regeneration that computes the same content changes nothing
+  content_sha   text,
   -- bumped by every change of content or status (PDF and ETag versions)
   version       int NOT NULL DEFAULT 1,
   generated_at  timestamptz NOT NULL DEFAULT now(),
@@ -97,6 +100,10 @@ CREATE TABLE invoice_lines (
   billable_quantity numeric,      -- after included units
   unit_price        numeric,
   amount_exact      numeric,      -- unrounded
+  -- the charge's pricing as it was billed ({model, unit_price, included_units,
+  -- package_size, minimum, tiers}): late usage is priced with it, not with
+  -- whatever the plan says later
+  pricing           jsonb,
   amount            numeric NOT NULL,
   -- adjustment lines: the issued invoice whose late usage they bill
   source_invoice_id uuid REFERENCES invoices(id),
