@@ -181,6 +181,47 @@ CREATE TABLE invoice_dispute_messages (
 );
 CREATE INDEX invoice_dispute_messages_idx ON invoice_dispute_messages (dispute_id, id);
 
+-- Billing runs: POST /v1/billing-runs inserts the row and enqueues billing.run,
+-- which counts the organization's customers with a plan (total) and fans out
+-- one invoice.generate job per customer.  Each generate job records its
+-- customer's outcome in billing_run_items (once: ON CONFLICT DO NOTHING) and,
+-- only when that insert happened, advances done/failed in the same
+-- transaction as its invoice; the one that completes the count sets
+-- finished_at.  So done + failed = total exactly once every customer ran,
+-- whatever retries happened.
+CREATE TABLE billing_runs (
+  id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  org_id       bigint NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  period_start timestamptz NOT NULL,
+  period_end   timestamptz NOT NULL CHECK (period_end > period_start),
+  created_by   text NOT NULL,
+  job_id       text,
+  status       text NOT NULL DEFAULT 'queued'
+               CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+  total        int CHECK (total >= 0),       -- null until the fan-out counted
+  skipped      int NOT NULL DEFAULT 0,       -- customers without a plan
+  done         int NOT NULL DEFAULT 0,
+  failed       int NOT NULL DEFAULT 0,
+  error        text,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  started_at   timestamptz,
+  finished_at  timestamptz,
+  UNIQUE (org_id, id),
+  CHECK (done + failed <= coalesce(total, 0))
+);
+CREATE INDEX billing_runs_org_idx ON billing_runs (org_id, created_at DESC, id DESC);
+
+CREATE TABLE billing_run_items (
+  run_id      uuid NOT NULL REFERENCES billing_runs(id) ON DELETE CASCADE,
+  customer_id bigint NOT NULL,
+  outcome     text NOT NULL
+              CHECK (outcome IN ('created', 'updated', 'unchanged', 'locked', 'failed')),
+  invoice_id  uuid,
+  error       text,
+  finished_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, customer_id)
+);
+
 -- A metric's usage of one customer over [p_from, p_to), as an invoice bills
 -- it: sum → sum of quantities, count → number of events, max → the largest
 -- quantity, unique_count → distinct values of the metric's property (from
