@@ -79,6 +79,10 @@ const api_route api_routes[] = {
      RT_JSON | RT_ORG, "invoices_generate"},
     {"POST", "/v1/billing-runs", h_billing_runs_create, ROLES_INVOICE_FINANCE, 0, 16 * KB,
      RT_JSON | RT_ORG, "billing_runs_create"},
+    {"GET", "/v1/billing-runs", h_billing_runs_list, ROLES_ALL, SCOPE_READ, NOBODY,
+     RT_ORG | RT_ALL_ORGS, "billing_runs_list"},
+    {"GET", "/v1/billing-runs/{id}", h_billing_runs_get, ROLES_ALL, SCOPE_READ, NOBODY,
+     RT_ORG | RT_ALL_ORGS, "billing_runs_get"},
 
     /* invoices: read, lifecycle, audit trail, disputes (routes_invoices.c) */
     {"GET", "/v1/invoices", h_invoices_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,

@@ -50,6 +50,8 @@ void h_imports_list(api_req *r);
 /* invoice generation jobs (routes_billing.c) */
 void h_invoices_generate(api_req *r);
 void h_billing_runs_create(api_req *r);
+void h_billing_runs_list(api_req *r);
+void h_billing_runs_get(api_req *r);
 
 /* invoices, their lifecycle and disputes (routes_invoices.c) */
 void h_invoices_list(api_req *r);

@@ -79,3 +79,14 @@ const char *repo_text(const json_t *obj, const char *key, char *buf, size_t cap)
     if (num) return num;
     return json_string_value(v);
 }
+
+bool repo_split_cursor(const char *c, char us[24], char id[40]) {
+    const char *colon = strchr(c, ':');
+    if (!colon) return false;
+    size_t n = (size_t)(colon - c);
+    if (n == 0 || n > 18 || strspn(c, "0123456789") != n || !repo_is_uuid(colon + 1)) return false;
+    memcpy(us, c, n);
+    us[n] = '\0';
+    snprintf(id, 40, "%s", colon + 1);
+    return true;
+}

@@ -134,4 +134,25 @@ int repo_import_get(db *d, db_err *e, long long org_id, const char *id, json_t *
 int repo_imports_list(db *d, db_err *e, long long org_id, int limit, const char *after,
                       json_t **rows, char **next);
 
+/* ---- invoice generation requests and billing runs (repo_billing.c) ---- */
+/* The customer with external_id in org: its id and whether it has a plan.
+ * REPO_OK / REPO_NOT_FOUND / REPO_ERR. */
+int repo_billing_customer(db *d, db_err *e, long long org_id, const char *external_id,
+                          long long *id, bool *has_plan);
+/* A billing run of org for [period_start, period_end): an unfinished run of
+ * the same period is returned instead of a new one (*existing).  id[40] out. */
+int repo_billing_run_create(db *d, db_err *e, long long org_id, const char *period_start,
+                            const char *period_end, const char *created_by, char id[40],
+                            bool *existing);
+int repo_billing_run_set_job(db *d, db_err *e, long long org_id, const char *id,
+                             const char *job_id);
+/* A queued run whose job could not be enqueued. */
+int repo_billing_run_delete(db *d, db_err *e, long long org_id, const char *id);
+/* org_id 0 = any organization (admins). */
+int repo_billing_run_get(db *d, db_err *e, long long org_id, const char *id, json_t **out);
+int repo_billing_runs_list(db *d, db_err *e, long long org_id, int limit, const char *after,
+                           json_t **rows, char **next);
+/* "<µs since epoch>:<uuid>" cursors of (created_at, id) keyset listings. */
+bool repo_split_cursor(const char *c, char us[24], char id[40]);
+
 #endif

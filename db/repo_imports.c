@@ -73,23 +73,12 @@ int repo_import_get(db *d, db_err *e, long long org_id, const char *id, json_t *
 }
 
 /* "<digits>:<uuid>" → the two parts; false if malformed. */
-static bool split_cursor(const char *c, char us[24], char id[40]) {
-    const char *colon = strchr(c, ':');
-    if (!colon) return false;
-    size_t n = (size_t)(colon - c);
-    if (n == 0 || n > 18 || strspn(c, "0123456789") != n || !repo_is_uuid(colon + 1)) return false;
-    memcpy(us, c, n);
-    us[n] = '\0';
-    snprintf(id, 40, "%s", colon + 1);
-    return true;
-}
-
 int repo_imports_list(db *d, db_err *e, long long org_id, int limit, const char *after,
                       json_t **rows, char **next) {
     char org[24], lim[16], us[24], id[40];
     org_text(org_id, org);
     snprintf(lim, sizeof lim, "%d", limit + 1);
-    if (after && !split_cursor(after, us, id)) return REPO_INVALID;
+    if (after && !repo_split_cursor(after, us, id)) return REPO_INVALID;
     PGresult *r = DB_EXEC(
         d, e,
         "SELECT " IMP_COLS ", (extract(epoch FROM i.created_at) * 1000000)::bigint::text || ':' "

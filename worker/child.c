@@ -286,6 +286,8 @@ static void run_job(loop *w, const jq_job *j) {
     } else {
         wk_ctx ctx = {.job = j,
                       .db = w->db,
+                      .jq = w->q,
+                      .last_attempt = j->attempts >= attempts_allowed(j, h),
                       .payload = payload,
                       .worker = w->worker,
                       .cfg = w->c,
@@ -340,6 +342,7 @@ static void run_many(loop *w, const wk_handler *h, jq_job *jobs, int n) {
     if (m > 0) {
         wk_ctx ctx = {.job = js[0],
                       .db = w->db,
+                      .jq = w->q,
                       .cfg = w->c,
                       .payload = NULL,
                       .worker = w->worker,

@@ -20,6 +20,8 @@ const wk_handler wk_handlers[] = {
     {"usage.ingest", wk_job_usage_ingest, 20,      120000,    64,    wk_jobs_usage_ingest,
                                                                      wk_check_usage_ingest},
     {"usage.import", wk_job_usage_import, 5,       3600000,   1,     NULL, NULL},
+    {"invoice.generate", wk_job_invoice_generate, 10, 300000, 8,   NULL, NULL},
+    {"billing.run",  wk_job_billing_run,  10,      600000,    1,     NULL, NULL},
 };
 /* clang-format on */
 const size_t wk_handlers_len = ML_ARRAY_LEN(wk_handlers);

@@ -50,6 +50,8 @@ typedef struct wk_ctx wk_ctx;
 struct wk_ctx {
     const jq_job *job;     /* id, type, org, attempts (this one included) */
     db *db;                /* this process's PostgreSQL connection */
+    jq *jq;                /* this loop's queue client (a handler may enqueue) */
+    bool last_attempt;     /* a retryable failure now makes the job dead */
     const json_t *payload; /* the job's payload, a JSON object (borrowed) */
     const char *worker;    /* "<hostname>:<pid>" */
     const struct cfg *cfg; /* the process's configuration (storage dir, …) */
@@ -130,5 +132,12 @@ bool wk_check_usage_ingest(const jq_job *j, const json_t *payload, wk_result *re
  * of that usage_imports row → {import_id, status, rows, imported, duplicates,
  * rejected}.  Resumes after the last committed chunk when retried. */
 wk_status wk_job_usage_import(wk_ctx *ctx, wk_result *res);
+
+/* invoice.generate (worker/invoice.c): {customer_id, period_start, period_end,
+ * actor_id?, run_id?} → {invoice_id, status, outcome, total, currency, lines};
+ * billing.run: {run_id, actor_id?} → fans out one invoice.generate per
+ * customer with a plan → {run_id, queued}. */
+wk_status wk_job_invoice_generate(wk_ctx *ctx, wk_result *res);
+wk_status wk_job_billing_run(wk_ctx *ctx, wk_result *res);
 
 #endif

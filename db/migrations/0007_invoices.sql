@@ -182,12 +182,12 @@ CREATE TABLE invoice_dispute_messages (
 CREATE INDEX invoice_dispute_messages_idx ON invoice_dispute_messages (dispute_id, id);
 
 -- Billing runs: POST /v1/billing-runs inserts the row and enqueues billing.run,
--- which counts the organization's customers with a plan (total) and fans out
--- one invoice.generate job per customer.  Each generate job records its
--- customer's outcome in billing_run_items (once: ON CONFLICT DO NOTHING) and,
--- only when that insert happened, advances done/failed in the same
--- transaction as its invoice; the one that completes the count sets
--- finished_at.  So done + failed = total exactly once every customer ran,
+-- which writes one 'queued' billing_run_items row per customer with a plan
+-- (total = their count; a retried fan-out adds none twice) and enqueues one
+-- invoice.generate job per queued item.  Each generate job turns its item
+-- from 'queued' into its outcome and, only when that update matched, advances
+-- done/failed in the same transaction as its invoice; the one that completes
+-- the count sets finished_at.  So done + failed = total exactly once every customer ran,
 -- whatever retries happened.
 CREATE TABLE billing_runs (
   id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -214,11 +214,11 @@ CREATE INDEX billing_runs_org_idx ON billing_runs (org_id, created_at DESC, id D
 CREATE TABLE billing_run_items (
   run_id      uuid NOT NULL REFERENCES billing_runs(id) ON DELETE CASCADE,
   customer_id bigint NOT NULL,
-  outcome     text NOT NULL
-              CHECK (outcome IN ('created', 'updated', 'unchanged', 'locked', 'failed')),
+  outcome     text NOT NULL DEFAULT 'queued'
+              CHECK (outcome IN ('queued', 'created', 'updated', 'unchanged', 'locked', 'failed')),
   invoice_id  uuid,
   error       text,
-  finished_at timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
   PRIMARY KEY (run_id, customer_id)
 );
 
