@@ -99,8 +99,8 @@ static int qp_read(api_req *r, qparams *p) {
 }
 
 /* The six states in one order, and the two views as masks over it. */
-static const char *const k_states[] = {"draft",  "pending_approval", "approved",
-                                       "issued", "paid",             "void"};
+static const char *const k_states[] = {"draft", "pending_approval", "approved", "issued", "paid",
+                                       "void"};
 #define ST_ALL     0x3fu
 #define ST_CURRENT 0x0fu /* draft, pending_approval, approved, issued (unpaid) */
 #define ST_PAST    0x30u /* paid, void */
@@ -218,8 +218,8 @@ void h_invoices_get(api_req *r) {
         api_reply_repo(r, rc, &de, NULL, "invoice");
 }
 
-static const char *const k_list_params[] = {"customer_id", "status", "view",   "period",
-                                            "limit",       "cursor", "org",    NULL};
+static const char *const k_list_params[] = {"customer_id", "status", "view", "period",
+                                            "limit",       "cursor", "org",  NULL};
 
 void h_invoices_list(api_req *r) {
     qparams q = {.names = k_list_params};
@@ -317,8 +317,8 @@ static void transition(api_req *r, repo_inv_action a) {
     repo_field f;
     json_t *out = NULL;
     int why = 0;
-    int rc = repo_inv_transition(r->db, &de, r->who.org_id, r->pv[0], a, &who, comment, &out, &f,
-                                 &why);
+    int rc =
+        repo_inv_transition(r->db, &de, r->who.org_id, r->pv[0], a, &who, comment, &out, &f, &why);
     if (rc == REPO_OK) {
         api_json(r, 200, out);
     } else if (rc == REPO_CONFLICT && why == REPO_INV_NEEDS_APPROVAL) {
@@ -401,8 +401,8 @@ void h_disputes_list(api_req *r) {
     db_err de;
     json_t *rows = NULL;
     char *next = NULL;
-    int rc = repo_inv_disputes_list(r->db, &de, r->who.org_id, status, inv, limit, cursor, &rows,
-                                    &next);
+    int rc =
+        repo_inv_disputes_list(r->db, &de, r->who.org_id, status, inv, limit, cursor, &rows, &next);
     reply_page(r, rc, &de, rows, next, "dispute");
     free(next);
     free(cursor);
@@ -455,8 +455,7 @@ void h_disputes_resolve(api_req *r) {
     db_err de;
     repo_field f;
     json_t *out = NULL;
-    int rc = repo_inv_dispute_resolve(r->db, &de, r->who.org_id, r->pv[0], &who, comment, &out,
-                                      &f);
+    int rc = repo_inv_dispute_resolve(r->db, &de, r->who.org_id, r->pv[0], &who, comment, &out, &f);
     if (rc == REPO_OK)
         api_json(r, 200, out);
     else if (rc == REPO_CONFLICT)

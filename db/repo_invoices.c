@@ -47,8 +47,8 @@ static const inv_rule k_rules[REPO_INV_NACTIONS] = {
     [REPO_INV_MARK_PAID] = {"mark_paid", "mark paid", {"issued"}, "paid"},
 };
 
-static const char *const k_statuses[] = {"draft",  "pending_approval", "approved",
-                                         "issued", "paid",             "void"};
+static const char *const k_statuses[] = {"draft", "pending_approval", "approved", "issued", "paid",
+                                         "void"};
 
 const char *repo_inv_action_name(repo_inv_action a) {
     return (unsigned)a < REPO_INV_NACTIONS ? k_rules[a].action : "?";
@@ -249,7 +249,8 @@ static int load_late_usage(db *d, db_err *e, const char *id, json_t *inv) {
         "                            inv.period_start, inv.period_end) AS cur, "
         "             coalesce(adj.adjusted_on, '[]'::json) AS adjusted_on "
         "        FROM u CROSS JOIN inv LEFT JOIN adj ON adj.metric_id = u.metric_id) "
-        "SELECT metric, trim_scale(billed) AS billed_quantity, trim_scale(cur) AS current_quantity, "
+        "SELECT metric, trim_scale(billed) AS billed_quantity, trim_scale(cur) AS "
+        "current_quantity, "
         "       trim_scale(cur - billed) AS late_quantity, adjusted_on "
         "  FROM t WHERE cur > billed ORDER BY metric",
         id);
@@ -310,8 +311,7 @@ int repo_inv_list(db *d, db_err *e, long long org_id, const repo_inv_filter *f, 
     PGresult *r = DB_EXEC(
         d, e,
         "SELECT " INV_SUMMARY_COLS ", (extract(epoch FROM i.created_at) * 1000000)::bigint::text "
-        "|| ':' || i.id::text AS _cursor" INV_JOINS
-        "WHERE ($1::bigint = 0 OR i.org_id = $1) "
+        "|| ':' || i.id::text AS _cursor" INV_JOINS "WHERE ($1::bigint = 0 OR i.org_id = $1) "
         "AND ($2::text IS NULL OR c.external_id = $2) "
         "AND ($3::text[] IS NULL OR i.status = ANY ($3::text[])) "
         "AND ($4::timestamptz IS NULL OR i.period_start >= $4::timestamptz) "
@@ -363,8 +363,8 @@ int repo_inv_actions(db *d, db_err *e, long long org_id, const char *id, int lim
 /* transitions                                                               */
 
 int repo_inv_transition(db *d, db_err *e, long long org_id, const char *id, repo_inv_action a,
-                        const repo_inv_actor *who, const char *comment, json_t **out,
-                        repo_field *f, int *why) {
+                        const repo_inv_actor *who, const char *comment, json_t **out, repo_field *f,
+                        int *why) {
     char org[24], inv_org[24], from[24], email[256];
     org_text(org_id, org);
     *out = NULL;
@@ -490,8 +490,7 @@ int repo_inv_disputes_list(db *d, db_err *e, long long org_id, const char *statu
         "SELECT " DISPUTE_COLS ", (SELECT count(*) FROM invoice_dispute_messages m "
         "  WHERE m.dispute_id = dp.id) AS messages_count, "
         "(extract(epoch FROM dp.created_at) * 1000000)::bigint::text || ':' || dp.id::text "
-        "  AS _cursor" DISPUTE_JOINS
-        "WHERE ($1::bigint = 0 OR dp.org_id = $1) "
+        "  AS _cursor" DISPUTE_JOINS "WHERE ($1::bigint = 0 OR dp.org_id = $1) "
         "AND ($2::text IS NULL OR dp.status = $2) "
         "AND ($3::uuid IS NULL OR dp.invoice_id = $3::uuid) "
         "AND ($4::bigint IS NULL OR (dp.created_at, dp.id) < ('epoch'::timestamptz + $4::bigint * "

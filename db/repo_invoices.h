@@ -58,10 +58,10 @@ bool repo_inv_is_status(const char *s);
 int repo_inv_get(db *d, db_err *e, long long org_id, const char *id, json_t **out);
 
 typedef struct repo_inv_filter {
-    const char *customer;      /* external_id, or NULL */
-    const char *statuses_pg;   /* a text[] literal such as "{draft,issued}", or NULL */
-    const char *period_from;   /* period_start >= (RFC 3339), or NULL */
-    const char *period_to;     /* period_start < (RFC 3339), or NULL */
+    const char *customer;    /* external_id, or NULL */
+    const char *statuses_pg; /* a text[] literal such as "{draft,issued}", or NULL */
+    const char *period_from; /* period_start >= (RFC 3339), or NULL */
+    const char *period_to;   /* period_start < (RFC 3339), or NULL */
 } repo_inv_filter;
 /* Newest first (created_at, id); after = the previous page's cursor
  * (REPO_INVALID if malformed).  Rows are summaries (no lines). */
@@ -84,8 +84,8 @@ typedef struct repo_inv_actor {
  * f->message the current state and *why (REPO_INV_ILLEGAL /
  * REPO_INV_NEEDS_APPROVAL); REPO_ERR. */
 int repo_inv_transition(db *d, db_err *e, long long org_id, const char *id, repo_inv_action a,
-                        const repo_inv_actor *who, const char *comment, json_t **out,
-                        repo_field *f, int *why);
+                        const repo_inv_actor *who, const char *comment, json_t **out, repo_field *f,
+                        int *why);
 
 /* ---- disputes ---- */
 /* Opens a dispute on invoice id with its first message (and the

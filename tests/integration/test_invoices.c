@@ -51,7 +51,7 @@ static void teardown(void) {
 /* ---- SQL helpers ---------------------------------------------------------- */
 
 #define PGQ(sql, ...)                                                                              \
-    pgq((sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),              \
+    pgq((sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),                \
         (const char *const[]){__VA_ARGS__})
 
 #define PGQ0(sql) pgq((sql), 0, NULL)
@@ -177,8 +177,8 @@ static void make_metric(const world *w, const char *code, char id[24]) {
 
 /* ---- seeding invoices -------------------------------------------------------- */
 
-static const char *const k_states[] = {"draft",  "pending_approval", "approved",
-                                       "issued", "paid",             "void"};
+static const char *const k_states[] = {"draft", "pending_approval", "approved", "issued", "paid",
+                                       "void"};
 enum { S_DRAFT, S_PENDING, S_APPROVED, S_ISSUED, S_PAID, S_VOID, S_N };
 
 /* An invoice of customer cust in state st for [start, end) with a base fee
@@ -345,8 +345,8 @@ static void matrix_cell(world *w, const char *cust, bool ra, int p, int s, int a
         cr_expect_str_eq(th_str(r.json, "status"), to, "reply status");
         cr_expect_str_eq(th_str(r.json, "id"), id);
         cr_expect(json_is_array(th_get(r.json, "lines")), "the reply is the full invoice");
-        cr_expect_str_eq(after.status, to, "%s %s %s: stored status", k_pname[p],
-                         k_path_action[a], k_states[s]);
+        cr_expect_str_eq(after.status, to, "%s %s %s: stored status", k_pname[p], k_path_action[a],
+                         k_states[s]);
         cr_expect_eq(atoi(after.version), atoi(before.version) + 1, "version + 1");
         cr_expect_eq(after.actions, before.actions + 1, "exactly one new invoice_actions row");
         trail_row t;
@@ -469,14 +469,13 @@ Test(invoices, require_approval_blocks_issue_from_draft_until_approved) {
     /* paged one at a time: the same three, in order */
     char cursor[256] = "", cpath[512];
     for (size_t i = 0; i < 3; i++) {
-        snprintf(cpath, sizeof cpath, "/v1/invoices/%s/actions?limit=1%s%s", id, *cursor ? "&cursor=" : "",
-                 cursor);
+        snprintf(cpath, sizeof cpath, "/v1/invoices/%s/actions?limit=1%s%s", id,
+                 *cursor ? "&cursor=" : "", cursor);
         r = call(w.p[P_KEY].tok, "GET", cpath, NULL);
         expect_status(&r, 200, "actions page");
         cr_expect_str_eq(th_str(r.json, "data.0.action"), acts[i]);
         json_t *nc = th_get(r.json, "next_cursor");
-        if (i < 2)
-            cr_assert(json_is_string(nc), "page %zu must have a next_cursor", i);
+        if (i < 2) cr_assert(json_is_string(nc), "page %zu must have a next_cursor", i);
         snprintf(cursor, sizeof cursor, "%s", json_is_string(nc) ? json_string_value(nc) : "");
         th_resp_free(&r);
     }
@@ -606,9 +605,9 @@ Test(invoices, another_org_gets_404_and_admins_act_anywhere) {
 typedef struct issue_job {
     const char *token;
     char (*ids)[40];
-    int from, to;                /* [from, to) of ids */
-    char (*numbers)[64];         /* out, per id */
-    long status_bad;             /* first non-200 status, 0 if none */
+    int from, to;        /* [from, to) of ids */
+    char (*numbers)[64]; /* out, per id */
+    long status_bad;     /* first non-200 status, 0 if none */
 } issue_job;
 
 static void *issue_thread(void *arg) {
@@ -650,8 +649,8 @@ Test(numbering, concurrent_issues_are_gapless_and_unique_per_organization) {
     pthread_t th[NTHREADS];
     issue_job jobs[NTHREADS];
     for (int t = 0; t < NTHREADS; t++) {
-        jobs[t] = (issue_job){w.p[t % 2 ? P_FINANCE : P_OWNER].tok, ids, t * NISSUE / NTHREADS,
-                              (t + 1) * NISSUE / NTHREADS, numbers, 0};
+        jobs[t] = (issue_job){w.p[t % 2 ? P_FINANCE : P_OWNER].tok, ids,     t * NISSUE / NTHREADS,
+                              (t + 1) * NISSUE / NTHREADS,          numbers, 0};
         cr_assert_eq(pthread_create(&th[t], NULL, issue_thread, &jobs[t]), 0);
     }
     for (int t = 0; t < NTHREADS; t++) {
@@ -1182,8 +1181,7 @@ static size_t list_ids(const char *token, const char *path, char (*ids)[40], siz
     cr_assert(json_is_array(d));
     size_t n = json_array_size(d);
     cr_assert_leq(n, cap);
-    for (size_t i = 0; i < n; i++)
-        snprintf(ids[i], 40, "%s", th_str(json_array_get(d, i), "id"));
+    for (size_t i = 0; i < n; i++) snprintf(ids[i], 40, "%s", th_str(json_array_get(d, i), "id"));
     cr_expect(json_is_null(th_get(r.json, "next_cursor")), "GET %s: not one page", path);
     th_resp_free(&r);
     return n;
@@ -1266,16 +1264,16 @@ Test(invoices, listings_filter_page_and_isolate) {
 
     /* bad parameters name themselves */
     static const char *const bad_q[] = {
-        "/v1/invoices?status=drafty",      "/v1/invoices?status=draft,",
-        "/v1/invoices?status=",            "/v1/invoices?view=future",
-        "/v1/invoices?period=2025-13",     "/v1/invoices?period=2025-3",
-        "/v1/invoices?period=March",       "/v1/invoices?customer_id=",
-        "/v1/invoices?limit=0",            "/v1/invoices?cursor=%%%",
-        "/v1/invoices?colour=red",         "/v1/invoices?status=draft&status=paid",
+        "/v1/invoices?status=drafty",  "/v1/invoices?status=draft,",
+        "/v1/invoices?status=",        "/v1/invoices?view=future",
+        "/v1/invoices?period=2025-13", "/v1/invoices?period=2025-3",
+        "/v1/invoices?period=March",   "/v1/invoices?customer_id=",
+        "/v1/invoices?limit=0",        "/v1/invoices?cursor=%%%",
+        "/v1/invoices?colour=red",     "/v1/invoices?status=draft&status=paid",
     };
-    static const char *const bad_f[] = {"status", "status",      "status", "view",
-                                        "period", "period",      "period", "customer_id",
-                                        NULL,     NULL,          "colour", "status"};
+    static const char *const bad_f[] = {"status", "status", "status", "view",
+                                        "period", "period", "period", "customer_id",
+                                        NULL,     NULL,     "colour", "status"};
     static const long bad_s[] = {422, 422, 422, 422, 422, 422, 422, 422, 400, 400, 400, 400};
     for (size_t i = 0; i < ML_ARRAY_LEN(bad_q); i++) {
         r = call(own, "GET", bad_q[i], NULL);

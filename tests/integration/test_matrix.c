@@ -10,6 +10,12 @@
  *   key usage:write  GET /v1/me, POST /v1/usage, CSV imports, GET /v1/jobs/{id}
  *   jobs             GET /v1/jobs/{id}: every role, read and usage:write keys; the queue's
  *                    admin routes (counts, retry of a dead job): nobody here
+ *   invoices         generate (POST /v1/invoices, billing runs), submit, issue, void,
+ *                    mark-paid: owner and finance; approve, reject: owner and approver;
+ *                    reading invoices, their trail, billing runs and disputes: every role
+ *                    and read keys; opening a dispute and writing in one: every role but
+ *                    viewer; resolving one: owner and finance.  API keys never change
+ *                    an invoice or a dispute.
  * The expectation is written from that contract, never read from api_routes[]
  * at run time, so a wrong entry in the route table fails here.  The table is
  * checked against api_routes[] only for coverage: a new authenticated route
@@ -17,7 +23,10 @@
  *
  * Each row's probe is a real, valid request, so an allowed caller gets one
  * exact status (201/200/204), a refused one exactly 403 forbidden — and for
- * writes the test checks that a 403 wrote nothing.
+ * writes the test checks that a 403 wrote nothing.  Invoice transitions act
+ * on a fresh invoice seeded (with SQL) in the state the row names, and the
+ * test checks its state afterwards: moved iff allowed; resolving acts on a
+ * fresh open dispute, resolved iff allowed.
  *
  * Isolation: organization B (its owner and its read key) addressing A's
  * objects by id or code always gets 404, B's listings never show them, codes
@@ -30,6 +39,7 @@
 #include "api.h"
 #include "jq.h"
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <stdlib.h>
 
 static th_server *srv;
@@ -52,10 +62,11 @@ static const char *const k_pname[P_N] = {"owner",  "finance",  "approver",
 
 /* row flags */
 enum {
-    ENDS_SESSION = 1 << 0, /* the call logs out: use a throw-away session */
-    NEEDS_KEY = 1 << 1,    /* {key} is a fresh API key made for this call */
-    KEEPS_DEAD = 1 << 2,   /* a refused call left {dead} dead (an allowed one revived it) */
-    CSV_BODY = 1 << 3,     /* the body is a CSV file (Content-Type: text/csv) */
+    ENDS_SESSION = 1 << 0,  /* the call logs out: use a throw-away session */
+    NEEDS_KEY = 1 << 1,     /* {key} is a fresh API key made for this call */
+    KEEPS_DEAD = 1 << 2,    /* a refused call left {dead} dead (an allowed one revived it) */
+    CSV_BODY = 1 << 3,      /* the body is a CSV file (Content-Type: text/csv) */
+    NEEDS_DISPUTE = 1 << 4, /* {newdisp} is a fresh open dispute: resolved iff allowed */
 };
 
 typedef struct row {
@@ -68,6 +79,29 @@ typedef struct row {
     unsigned flags;
     const char *check; /* for writes: GET as owner afterwards; 200 iff allowed */
 } row;
+
+/* Invoice transitions: {newinv} is a fresh invoice in state `from`, in state
+ * `to` after an allowed call and still in `from` after a refused one. */
+typedef struct inv_move {
+    const char *pattern, *from, *to;
+} inv_move;
+static const inv_move k_moves[] = {
+    {"/v1/invoices/{id}/submit", "draft", "pending_approval"},
+    {"/v1/invoices/{id}/approve", "pending_approval", "approved"},
+    {"/v1/invoices/{id}/reject", "pending_approval", "draft"},
+    {"/v1/invoices/{id}/issue", "approved", "issued"},
+    {"/v1/invoices/{id}/void", "draft", "void"},
+    {"/v1/invoices/{id}/mark-paid", "issued", "paid"},
+};
+
+static const inv_move *move_of(const char *pattern) {
+    for (size_t i = 0; i < ML_ARRAY_LEN(k_moves); i++)
+        if (!strcmp(k_moves[i].pattern, pattern)) return &k_moves[i];
+    return NULL;
+}
+
+#define INVOICE_APPROVERS (B(P_OWNER) | B(P_APPROVER))
+#define DISPUTE_WRITERS   (B(P_OWNER) | B(P_FINANCE) | B(P_APPROVER))
 
 static const row k_rows[] = {
     /* accounts */
@@ -124,6 +158,39 @@ static const row k_rows[] = {
     {"GET", "/v1/admin/queues", "/v1/admin/queues", NULL, 200, NOBODY_HERE, 0, NULL},
     {"POST", "/v1/admin/jobs/{id}/retry", "/v1/admin/jobs/{dead}/retry", NULL, 200, NOBODY_HERE,
      KEEPS_DEAD, NULL},
+    /* invoice generation: jobs (202) */
+    {"POST", "/v1/invoices", "/v1/invoices",
+     "{\"customer_id\":\"{cust}\",\"period_start\":\"2026-10-01\",\"period_end\":\"2026-11-01\"}",
+     202, WRITERS, 0, NULL},
+    {"POST", "/v1/billing-runs", "/v1/billing-runs", "{\"period\":\"2026-10\"}", 202, WRITERS, 0,
+     NULL},
+    {"GET", "/v1/billing-runs", "/v1/billing-runs", NULL, 200, READERS, 0, NULL},
+    {"GET", "/v1/billing-runs/{id}", "/v1/billing-runs/00000000-0000-4000-8000-000000000000", NULL,
+     404, READERS, 0, NULL},
+    /* invoices: read */
+    {"GET", "/v1/invoices", "/v1/invoices", NULL, 200, READERS, 0, NULL},
+    {"GET", "/v1/invoices/{id}", "/v1/invoices/{inv}", NULL, 200, READERS, 0, NULL},
+    {"GET", "/v1/invoices/{id}/actions", "/v1/invoices/{inv}/actions", NULL, 200, READERS, 0, NULL},
+    /* invoices: lifecycle, each on a fresh invoice in the state it leaves */
+    {"POST", "/v1/invoices/{id}/submit", "/v1/invoices/{newinv}/submit", "{}", 200, WRITERS, 0,
+     NULL},
+    {"POST", "/v1/invoices/{id}/approve", "/v1/invoices/{newinv}/approve", "{}", 200,
+     INVOICE_APPROVERS, 0, NULL},
+    {"POST", "/v1/invoices/{id}/reject", "/v1/invoices/{newinv}/reject", "{\"comment\":\"no\"}",
+     200, INVOICE_APPROVERS, 0, NULL},
+    {"POST", "/v1/invoices/{id}/issue", "/v1/invoices/{newinv}/issue", "{}", 200, WRITERS, 0, NULL},
+    {"POST", "/v1/invoices/{id}/void", "/v1/invoices/{newinv}/void", "{}", 200, WRITERS, 0, NULL},
+    {"POST", "/v1/invoices/{id}/mark-paid", "/v1/invoices/{newinv}/mark-paid", "{}", 200, WRITERS,
+     0, NULL},
+    /* disputes */
+    {"POST", "/v1/invoices/{id}/disputes", "/v1/invoices/{inv}/disputes",
+     "{\"message\":\"why {u}?\"}", 201, DISPUTE_WRITERS, 0, NULL},
+    {"GET", "/v1/disputes", "/v1/disputes", NULL, 200, READERS, 0, NULL},
+    {"GET", "/v1/disputes/{id}", "/v1/disputes/{disp}", NULL, 200, READERS, 0, NULL},
+    {"POST", "/v1/disputes/{id}/messages", "/v1/disputes/{disp}/messages",
+     "{\"message\":\"and {u}\"}", 201, DISPUTE_WRITERS, 0, NULL},
+    {"POST", "/v1/disputes/{id}/resolve", "/v1/disputes/{newdisp}/resolve", "{}", 200, WRITERS,
+     NEEDS_DISPUTE, NULL},
 };
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -135,9 +202,14 @@ typedef struct world {
     char cust[64], metric[64], plan[64];
     long long org_id;
     char job[JQ_ID_MAX], dead[JQ_ID_MAX]; /* a queued and a dead job of the org */
+    char cust_id[24];                     /* customers.id of cust */
+    char inv[40], disp[40];               /* a draft invoice and an open dispute on it */
+    int ninv;                             /* invoices seeded so far (distinct periods) */
+    char newinv[40], newdisp[40];         /* the fresh ones of the current row */
 } world;
 
-/* tmpl with {u} {cust} {metric} {plan} {key} {job} {dead} replaced; malloc'd. */
+/* tmpl with {u} {cust} {metric} {plan} {key} {job} {dead} {inv} {disp} {newinv}
+ * {newdisp} replaced; malloc'd. */
 static char *subst(const char *tmpl, const world *w, const char *u, const char *key) {
     if (!tmpl) return NULL;
     size_t cap = strlen(tmpl) * 2 + 512, n = 0;
@@ -146,9 +218,11 @@ static char *subst(const char *tmpl, const world *w, const char *u, const char *
     for (const char *p = tmpl; *p;) {
         const char *v = NULL;
         size_t skip = 0;
-        static const char *const names[] = {"{u}",   "{cust}", "{metric}", "{plan}",
-                                            "{key}", "{job}",  "{dead}"};
-        const char *vals[] = {u, w->cust, w->metric, w->plan, key ? key : "", w->job, w->dead};
+        static const char *const names[] = {"{u}",    "{cust}",   "{metric}", "{plan}",
+                                            "{key}",  "{job}",    "{dead}",   "{inv}",
+                                            "{disp}", "{newinv}", "{newdisp}"};
+        const char *vals[] = {u,       w->cust, w->metric, w->plan,   key ? key : "", w->job,
+                              w->dead, w->inv,  w->disp,   w->newinv, w->newdisp};
         for (size_t i = 0; i < ML_ARRAY_LEN(names); i++) {
             size_t l = strlen(names[i]);
             if (!strncmp(p, names[i], l)) {
@@ -245,8 +319,65 @@ static void job_state(const world *w, const char *id, char out[32]) {
     th_resp_free(&r);
 }
 
+/* ---- invoices and disputes, straight into PostgreSQL -------------------- */
+
+static PGresult *pg_exec(PGconn *c, const char *sql, int n, const char *const *params) {
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
+        PQclear(r);
+        cr_assert_fail("%s: %s", sql, msg);
+    }
+    return r;
+}
+
+/* First value of a one-row query into out. */
+static void pg_one(const char *sql, int n, const char *const *params, char *out, size_t cap) {
+    PGconn *c = th_pg();
+    PGresult *r = pg_exec(c, sql, n, params);
+    bool one = PQntuples(r) == 1;
+    if (one) snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    cr_assert(one, "%s: not one row", sql);
+}
+
+/* A fresh invoice of w's customer in state st (its own month), id into out. */
+static void seed_invoice(world *w, const char *st, char out[40]) {
+    char org[24], month[8];
+    snprintf(org, sizeof org, "%lld", w->org_id);
+    snprintf(month, sizeof month, "%d", w->ninv++);
+    const char *p[] = {org, w->cust_id, st, month};
+    pg_one("INSERT INTO invoices (org_id, customer_id, period_start, period_end, status, currency, "
+           "number, issued_at) VALUES ($1, $2, '2020-01-01'::timestamptz + $4::int * interval "
+           "'1 month', '2020-01-01'::timestamptz + ($4::int + 1) * interval '1 month', $3, 'USD', "
+           "CASE WHEN $3 = 'issued' THEN 'MX-' || $4 END, CASE WHEN $3 = 'issued' THEN now() END) "
+           "RETURNING id",
+           4, p, out, 40);
+}
+
+static void seed_dispute(const world *w, char out[40]) {
+    char org[24];
+    snprintf(org, sizeof org, "%lld", w->org_id);
+    const char *p[] = {org, w->inv};
+    pg_one("WITH d AS (INSERT INTO invoice_disputes (org_id, invoice_id, opened_by) "
+           "VALUES ($1, $2::uuid, 'seed') RETURNING id), "
+           "m AS (INSERT INTO invoice_dispute_messages (dispute_id, org_id, author, author_role, "
+           "body) SELECT id, $1, 'seed', 'owner', 'seeded' FROM d) SELECT id FROM d",
+           2, p, out, 40);
+}
+
+static void row_state(const char *table, const char *id, char out[32]) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT status FROM %s WHERE id = $1::uuid", table);
+    const char *p[] = {id};
+    pg_one(sql, 1, p, out, 32);
+}
+
 /* A new organization with one of each principal and a customer, metric,
- * plan and two jobs to address. */
+ * plan, two jobs, a draft invoice and an open dispute to address. */
 static void make_world(world *w) {
     char u[32], body[512];
     th_unique(u);
@@ -284,6 +415,13 @@ static void make_world(world *w) {
     snprintf(body, sizeof body, "{\"external_id\":\"%s\",\"name\":\"Cust\",\"plan\":\"%s\"}",
              w->cust, w->plan);
     post_ok(w->tok[P_OWNER], "/v1/customers", body);
+    char org[24];
+    snprintf(org, sizeof org, "%lld", w->org_id);
+    const char *p[] = {org, w->cust};
+    pg_one("SELECT id FROM customers WHERE org_id = $1 AND external_id = $2", 2, p, w->cust_id,
+           sizeof w->cust_id);
+    seed_invoice(w, "draft", w->inv);
+    seed_dispute(w, w->disp);
 }
 
 /* th_auth, with a CSV content type for CSV_BODY rows. */
@@ -310,6 +448,9 @@ static void run_matrix(int p) {
         copy_str(token, sizeof token, w.tok[p]);
         if ((rw->flags & ENDS_SESSION) && !is_key(p)) login(w.email[p], token);
         if (rw->flags & NEEDS_KEY) make_key(w.tok[P_OWNER], "read", key_id, key);
+        const inv_move *mv = move_of(rw->pattern);
+        if (mv) seed_invoice(&w, mv->from, w.newinv);
+        if (rw->flags & NEEDS_DISPUTE) seed_dispute(&w, w.newdisp);
         char *path = subst(rw->path, &w, u, key_id);
         char *body = subst(rw->body, &w, u, key_id);
         th_resp r = call_row(rw, token, path, body);
@@ -351,6 +492,19 @@ static void run_matrix(int p) {
             job_state(&w, w.dead, st);
             cr_expect_str_eq(st, allowed ? "queued" : "dead", "%s %s as %s: the job afterwards",
                              rw->method, rw->pattern, k_pname[p]);
+        }
+        if (mv) {
+            char st[32];
+            row_state("invoices", w.newinv, st);
+            cr_expect_str_eq(st, allowed ? mv->to : mv->from, "%s %s as %s: the invoice afterwards",
+                             rw->method, rw->pattern, k_pname[p]);
+        }
+        if (rw->flags & NEEDS_DISPUTE) {
+            char st[32];
+            row_state("invoice_disputes", w.newdisp, st);
+            cr_expect_str_eq(st, allowed ? "resolved" : "open",
+                             "%s %s as %s: the dispute afterwards", rw->method, rw->pattern,
+                             k_pname[p]);
         }
         if (!strcmp(rw->method, "PATCH") && !allowed) {
             r = th_auth(srv, w.tok[P_OWNER], "GET", path, NULL);
@@ -416,6 +570,9 @@ Test(matrix, every_authenticated_route_is_401_without_valid_credentials) {
         const row *rw = &k_rows[i];
         char u[32];
         th_unique(u);
+        const inv_move *mv = move_of(rw->pattern);
+        if (mv) seed_invoice(&w, mv->from, w.newinv);
+        if (rw->flags & NEEDS_DISPUTE) seed_dispute(&w, w.newdisp);
         char *path = subst(rw->path, &w, u, key_id);
         char *body = subst(rw->body, &w, u, key_id);
         for (size_t b = 0; b < ML_ARRAY_LEN(bad); b++) {
@@ -447,6 +604,18 @@ Test(matrix, every_authenticated_route_is_401_without_valid_credentials) {
             job_state(&w, w.dead, st);
             cr_expect_str_eq(st, "dead", "an unauthenticated %s %s revived the job", rw->method,
                              rw->pattern);
+        }
+        if (mv) {
+            char st[32];
+            row_state("invoices", w.newinv, st);
+            cr_expect_str_eq(st, mv->from, "an unauthenticated %s %s moved the invoice", rw->method,
+                             rw->pattern);
+        }
+        if (rw->flags & NEEDS_DISPUTE) {
+            char st[32];
+            row_state("invoice_disputes", w.newdisp, st);
+            cr_expect_str_eq(st, "open", "an unauthenticated %s %s resolved the dispute",
+                             rw->method, rw->pattern);
         }
         free(path);
         free(body);
