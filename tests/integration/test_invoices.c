@@ -697,6 +697,64 @@ Test(numbering, concurrent_issues_are_gapless_and_unique_per_organization) {
                  "org 2's issues moved org 1's counter");
 }
 
+typedef struct race_job {
+    const char *token, *id;
+    long status;
+    char number[64];
+} race_job;
+
+static void *race_thread(void *arg) {
+    race_job *j = arg;
+    char path[160];
+    snprintf(path, sizeof path, "/v1/invoices/%s/issue", j->id);
+    th_resp r = th_auth(srv, j->token, "POST", path, "{}");
+    j->status = r.status;
+    const char *n = r.json ? json_string_value(json_object_get(r.json, "number")) : NULL;
+    snprintf(j->number, sizeof j->number, "%s", n ? n : "");
+    th_resp_free(&r);
+    return NULL;
+}
+
+Test(numbering, racing_issues_of_one_invoice_issue_it_once) {
+    world w;
+    make_world(&w);
+    char cust[24], ids[5][40];
+    make_customer(&w, "race", false, cust);
+    for (int k = 0; k < 5; k++) {
+        seed_invoice(&w, cust, S_APPROVED, ids[k]);
+        pthread_t th[NTHREADS];
+        race_job jobs[NTHREADS];
+        for (int t = 0; t < NTHREADS; t++) {
+            jobs[t] = (race_job){w.p[t % 2 ? P_FINANCE : P_OWNER].tok, ids[k], 0, ""};
+            cr_assert_eq(pthread_create(&th[t], NULL, race_thread, &jobs[t]), 0);
+        }
+        int ok = 0, conflict = 0;
+        const char *num = "";
+        for (int t = 0; t < NTHREADS; t++) {
+            pthread_join(th[t], NULL);
+            if (jobs[t].status == 200) {
+                ok++;
+                num = jobs[t].number;
+            } else if (jobs[t].status == 409) {
+                conflict++;
+            }
+        }
+        cr_expect_eq(ok, 1, "round %d: %d of %d racing issues succeeded", k, ok, NTHREADS);
+        cr_expect_eq(conflict, NTHREADS - 1, "round %d: the others must be 409", k);
+        char want[16];
+        snprintf(want, sizeof want, "-%06d", k + 1);
+        cr_expect(strlen(num) > 7 && !strcmp(num + strlen(num) - 7, want), "round %d: number %s", k,
+                  num);
+        inv_row row;
+        read_row(ids[k], &row);
+        cr_expect_str_eq(row.status, "issued");
+        cr_expect_str_eq(row.number, num);
+        cr_expect_eq(row.actions, 1, "round %d: one issue in the trail", k);
+    }
+    cr_expect_eq(pgi(PGQ("SELECT last FROM invoice_counters WHERE org_id = $1", w.org)), 5,
+                 "refused racers took numbers");
+}
+
 Test(numbering, a_failed_issue_gives_its_number_back) {
     world w;
     make_world(&w);
