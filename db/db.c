@@ -20,9 +20,14 @@ enum {
     OID_JSONB = 3802
 };
 
+/* Statements prepared on the current connection by db_exec_prep, keyed by
+ * the address of their SQL text (a string literal). */
+#define DB_MAX_PREP 64
 struct db {
     char *url;
     PGconn *conn;
+    const char *prep[DB_MAX_PREP];
+    int nprep;
 };
 
 static void fill_err(db_err *e, PGconn *c, const PGresult *r) {
@@ -79,6 +84,7 @@ static void on_notice(void *arg, const char *msg) {
 
 int db_ensure(db *d, db_err *e) {
     if (db_ok(d)) return 0;
+    d->nprep = 0; /* prepared statements die with their connection */
     if (d->conn) {
         PQfinish(d->conn);
         d->conn = NULL;
@@ -125,8 +131,46 @@ PGresult *db_exec(db *d, db_err *e, const char *sql, int n, const char *const *p
         LOG_KV(LOG_WARN, "database connection lost", LF_S("error", e->msg));
         PQfinish(d->conn);
         d->conn = NULL;
+        d->nprep = 0;
     }
     return NULL;
+}
+
+static PGresult *checked(db *d, db_err *e, PGresult *r) {
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+    fill_err(e, d->conn, r);
+    PQclear(r);
+    if (e->conn_lost) {
+        LOG_KV(LOG_WARN, "database connection lost", LF_S("error", e->msg));
+        PQfinish(d->conn);
+        d->conn = NULL;
+        d->nprep = 0;
+    }
+    return NULL;
+}
+
+PGresult *db_exec_prep(db *d, db_err *e, const char *sql, int n, const char *const *params) {
+    if (db_ensure(d, e)) return NULL;
+    int i = 0;
+    while (i < d->nprep && d->prep[i] != sql) i++;
+    char name[16];
+    snprintf(name, sizeof name, "ml_p%d", i);
+    if (i == d->nprep) {
+        if (d->nprep == DB_MAX_PREP) return db_exec(d, e, sql, n, params);
+        PGresult *p = checked(d, e, PQprepare(d->conn, name, sql, n, NULL));
+        if (!p) return NULL;
+        PQclear(p);
+        d->prep[d->nprep++] = sql;
+    }
+    return checked(d, e, PQexecPrepared(d->conn, name, n, params, NULL, NULL, 0));
+}
+
+int db_cmd_prep(db *d, db_err *e, const char *sql, int n, const char *const *params) {
+    PGresult *r = db_exec_prep(d, e, sql, n, params);
+    if (!r) return -1;
+    PQclear(r);
+    return 0;
 }
 
 int db_cmd(db *d, db_err *e, const char *sql, int n, const char *const *params) {

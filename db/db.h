@@ -50,6 +50,18 @@ int db_cmd(db *d, db_err *e, const char *sql, int n, const char *const *params);
     db_cmd((d), (e), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),   \
            (const char *const[]){__VA_ARGS__})
 
+/* db_exec / db_cmd through a statement prepared once per connection (planned
+ * once, then only executed): for hot statements run many times by one
+ * connection.  sql must be a string literal (the cache keys on its address);
+ * up to 64 per connection, beyond that plain db_exec. */
+PGresult *db_exec_prep(db *d, db_err *e, const char *sql, int n, const char *const *params);
+int db_cmd_prep(db *d, db_err *e, const char *sql, int n, const char *const *params);
+#define DB_EXECP(d, e, sql, ...)                                                                   \
+    db_exec_prep((d), (e), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), \
+                 (const char *const[]){__VA_ARGS__})
+#define DB_CMDP(d, e, sql, ...)                                                                    \
+    db_cmd_prep((d), (e), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), \
+                (const char *const[]){__VA_ARGS__})
 int db_begin(db *d, db_err *e);
 int db_commit(db *d, db_err *e);
 void db_rollback(db *d); /* best effort */

@@ -92,7 +92,7 @@ typedef struct gen {
     size_t namounts, camounts;
     prc_plan_charge *pc; /* heap: ~11 KB */
     prc_result *pr; /* heap: ~25 KB */
-    PGresult *days; /* metric_id, day, quantity ordered by metric, day */
+    PGresult *usage; /* Q_USAGE: the period's usage per metric and day */
 } gen;
 
 static bool add_amount(gen *g, const dec_t *a) {
@@ -170,7 +170,7 @@ static int charge_total(gen *g, const dec_t *q, dec_t *out, const char *what) {
     " WHERE c.org_id = $1 AND c.id = $2"
 
 static int load_customer(gen *g) {
-    PGresult *r = DB_EXEC(g->d, g->e, Q_CUSTOMER, g->org, g->cust);
+    PGresult *r = DB_EXECP(g->d, g->e, Q_CUSTOMER, g->org, g->cust);
     if (!r) return INV_EDB;
     int rc = INV_OK;
     if (PQntuples(r) != 1) {
@@ -206,7 +206,7 @@ static int load_customer(gen *g) {
 
 static int load_existing(gen *g) {
     PGresult *r =
-        DB_EXEC(g->d, g->e, Q_EXISTING, g->org, g->cust, g->in->period_start, g->in->period_end);
+        DB_EXECP(g->d, g->e, Q_EXISTING, g->org, g->cust, g->in->period_start, g->in->period_end);
     if (!r) return INV_EDB;
     int rc = INV_OK;
     g->existing_id[0] = '\0';
@@ -228,44 +228,60 @@ static int load_existing(gen *g) {
     return rc;
 }
 
-/* Usage per UTC day of every metric of the customer in the period:
- * hourly rollup for sum/count/max, raw events for unique_count. */
-#define Q_DAYS                                                                                     \
-    "SELECT r.metric_id, to_char(r.bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,"              \
-    "       trim_scale(CASE m.aggregation WHEN 'sum' THEN sum(r.quantity)"                         \
-    "                  WHEN 'count' THEN sum(r.events) ELSE max(r.max_quantity) END)::text "       \
-    "  FROM usage_rollup_hour r JOIN metrics m ON m.org_id = r.org_id AND m.id = r.metric_id "    \
-    " WHERE r.org_id = $1 AND r.customer_id = $2 AND r.bucket >= $3 AND r.bucket < $4 "           \
-    "   AND m.aggregation <> 'unique_count' "                                                     \
-    " GROUP BY r.metric_id, m.aggregation, 2 "                                                     \
-    "UNION ALL "                                                                                   \
-    "SELECT e.metric_id, to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'),"                \
-    "       count(DISTINCT e.properties ->> m.unique_property)::text "                            \
+/* The customer's usage in the period from the hourly rollup, in one index
+ * scan: per metric and UTC day, and (day NULL) per metric for the period —
+ * sum of quantities, number of events and largest quantity; the caller picks
+ * the column of the metric's aggregation.  unique_count metrics are counted
+ * from the raw events instead (Q_UNIQUE_DAYS, and ml_usage_total in
+ * Q_CHARGES for the period). */
+#define Q_USAGE                                                                                    \
+    "SELECT metric_id, ((bucket AT TIME ZONE 'UTC')::date)::text AS day,"                          \
+    "       trim_scale(sum(quantity))::text, sum(events)::text, trim_scale(max(max_quantity))::text " \
+    "  FROM usage_rollup_hour "                                                                    \
+    " WHERE org_id = $1 AND customer_id = $2 AND bucket >= $3 AND bucket < $4 "                    \
+    " GROUP BY GROUPING SETS ((metric_id, 2), (metric_id)) ORDER BY 1, 2"
+
+#define Q_UNIQUE_DAYS                                                                              \
+    "SELECT e.metric_id, ((e.occurred_at AT TIME ZONE 'UTC')::date)::text,"                        \
+    "       count(DISTINCT e.properties ->> m.unique_property)::text, NULL, NULL "                 \
     "  FROM usage_events e JOIN metrics m ON m.org_id = e.org_id AND m.id = e.metric_id "         \
     " WHERE e.org_id = $1 AND e.customer_id = $2 AND e.occurred_at >= $3 AND e.occurred_at < $4 " \
     "   AND m.aggregation = 'unique_count' AND e.properties ->> m.unique_property IS NOT NULL "   \
-    " GROUP BY 1, 2 "                                                                              \
-    "ORDER BY 1, 2"
+    " GROUP BY 1, 2 ORDER BY 1, 2"
 
-/* The day sub-lines of metric_id (a JSON array). */
-static json_t *day_subs(gen *g, const char *metric_id) {
+/* Column of a Q_USAGE row holding the value of an aggregation. */
+static int agg_col(const char *agg) {
+    return !strcmp(agg, "count") ? 3 : !strcmp(agg, "max") ? 4 : 2;
+}
+
+/* The day sub-lines of metric_id (a JSON array) from usage result u. */
+static json_t *day_subs(const PGresult *u, const char *metric_id, int vcol) {
     json_t *a = json_array();
-    if (!a) return NULL;
-    int n = PQntuples(g->days);
+    if (!a || !u) return a;
+    int n = PQntuples(u);
     for (int i = 0; i < n; i++) {
-        if (strcmp(PQgetvalue(g->days, i, 0), metric_id)) continue;
+        if (PQgetisnull(u, i, 1) || strcmp(PQgetvalue(u, i, 0), metric_id)) continue;
         json_t *s = json_object();
         if (!s || json_array_append_new(a, s) != 0 ||
             !put(s, "position", json_integer((json_int_t)json_array_size(a) - 1)) ||
             !put(s, "kind", json_string("day")) ||
-            !put(s, "description", json_string(PQgetvalue(g->days, i, 1))) ||
-            !put(s, "day", json_string(PQgetvalue(g->days, i, 1))) ||
-            !put(s, "quantity", json_string(PQgetvalue(g->days, i, 2)))) {
+            !put(s, "description", json_string(PQgetvalue(u, i, 1))) ||
+            !put(s, "day", json_string(PQgetvalue(u, i, 1))) ||
+            !put(s, "quantity", json_string(PQgetvalue(u, i, vcol)))) {
             json_decref(a);
             return NULL;
         }
     }
     return a;
+}
+
+/* The period total of metric_id in usage result u ("0" when none). */
+static const char *period_total(const PGresult *u, const char *metric_id, int vcol) {
+    int n = PQntuples(u);
+    for (int i = 0; i < n; i++)
+        if (PQgetisnull(u, i, 1) && !strcmp(PQgetvalue(u, i, 0), metric_id))
+            return PQgetvalue(u, i, vcol);
+    return "0";
 }
 
 /* The tier sub-lines of the last priced charge (g->pr). */
@@ -306,20 +322,32 @@ fail:
 #define Q_CHARGES                                                                                  \
     "SELECT pc.id, m.id, m.code, m.name, pc.model, trim_scale(pc.unit_price)::text,"              \
     "       trim_scale(pc.included_units)::text, trim_scale(pc.package_size)::text,"              \
-    "       trim_scale(pc.minimum)::text, pc.tiers::text,"                                         \
-    "       trim_scale(ml_usage_total($1, $2, m.id, $3, $4))::text, coalesce(m.unit, '') "        \
+    "       trim_scale(pc.minimum)::text, pc.tiers::text, m.aggregation,"                          \
+    "       CASE WHEN m.aggregation = 'unique_count' THEN"                                         \
+    "            trim_scale(ml_usage_total($1, $2, m.id, $3, $4))::text END "                      \
     "  FROM plan_charges pc JOIN metrics m ON m.org_id = pc.org_id AND m.id = pc.metric_id "      \
     " WHERE pc.org_id = $1 AND pc.plan_id = $5 ORDER BY pc.position"
 
 static int price_charges(gen *g) {
-    PGresult *r = DB_EXEC(g->d, g->e, Q_CHARGES, g->org, g->cust, g->in->period_start,
-                          g->in->period_end, g->plan_id);
+    PGresult *r = DB_EXECP(g->d, g->e, Q_CHARGES, g->org, g->cust, g->in->period_start,
+                           g->in->period_end, g->plan_id);
     if (!r) return INV_EDB;
+    PGresult *uniq = NULL;
+    bool any_unique = false;
+    for (int i = 0; i < PQntuples(r); i++) any_unique |= !PQgetisnull(r, i, 11);
+    if (any_unique && !(uniq = DB_EXECP(g->d, g->e, Q_UNIQUE_DAYS, g->org, g->cust,
+                                        g->in->period_start, g->in->period_end))) {
+        PQclear(r);
+        return INV_EDB;
+    }
     int rc = INV_OK;
     for (int i = 0; i < PQntuples(r) && rc == INV_OK; i++) {
         const char *charge_id = PQgetvalue(r, i, 0), *metric_id = PQgetvalue(r, i, 1);
         const char *code = PQgetvalue(r, i, 2), *mname = PQgetvalue(r, i, 3);
-        const char *model = PQgetvalue(r, i, 4), *qty = PQgetvalue(r, i, 10);
+        const char *model = PQgetvalue(r, i, 4), *agg = PQgetvalue(r, i, 10);
+        bool unique = !PQgetisnull(r, i, 11);
+        int vcol = unique ? 2 : agg_col(agg);
+        const char *qty = unique ? PQgetvalue(r, i, 11) : period_total(g->usage, metric_id, vcol);
         char what[128], jerr[128];
         snprintf(what, sizeof what, "charge %d (%s)", i + 1, code);
         json_t *tiers = NULL;
@@ -358,7 +386,7 @@ static int price_charges(gen *g) {
         trim_zeros(ex);
         bool tiered = g->pc->model == PRC_GRADUATED || g->pc->model == PRC_VOLUME;
         json_t *l = line_new(g, "usage", desc);
-        json_t *subs = tiered ? tier_subs(g) : day_subs(g, metric_id);
+        json_t *subs = tiered ? tier_subs(g) : day_subs(unique ? uniq : g->usage, metric_id, vcol);
         bool ok = l && subs && put(l, "charge_id", json_string(charge_id)) &&
                   put(l, "metric_id", json_string(metric_id)) &&
                   put(l, "metric_code", json_string(code)) && put(l, "model", json_string(model)) &&
@@ -396,6 +424,7 @@ static int price_charges(gen *g) {
         json_decref(pricing);
     }
     PQclear(r);
+    PQclear(uniq);
     return rc;
 }
 
@@ -419,7 +448,7 @@ static int price_charges(gen *g) {
     " ORDER BY i.period_start, l.position"
 
 static int add_adjustments(gen *g) {
-    PGresult *r = DB_EXEC(g->d, g->e, Q_LATE, g->org, g->cust, g->in->period_start,
+    PGresult *r = DB_EXECP(g->d, g->e, Q_LATE, g->org, g->cust, g->in->period_start,
                           g->existing_id[0] ? g->existing_id : NULL);
     if (!r) return INV_EDB;
     int rc = INV_OK;
@@ -485,10 +514,9 @@ static int build(gen *g, dec_t *subtotal, dec_t *tax, dec_t *total) {
         json_t *l = line_new(g, "base_fee", desc);
         if (!l || !put(l, "amount", jdec(&fee, false)) || !add_amount(g, &fee)) return oom(g->e);
     }
-    PGresult *days = DB_EXEC(g->d, g->e, Q_DAYS, g->org, g->cust, g->in->period_start,
-                             g->in->period_end);
-    if (!days) return INV_EDB;
-    g->days = days;
+    if (!(g->usage = DB_EXECP(g->d, g->e, Q_USAGE, g->org, g->cust, g->in->period_start,
+                              g->in->period_end)))
+        return INV_EDB;
     int rc = price_charges(g);
     if (rc == INV_OK) rc = add_adjustments(g);
     if (rc != INV_OK) return rc;
@@ -553,22 +581,12 @@ static int build(gen *g, dec_t *subtotal, dec_t *tax, dec_t *total) {
     "VALUES ($1, $2, $3, $4, $5, $6, coalesce((SELECT email FROM users WHERE id = $6), $7), $8)"
 
 #define W_RUN_ITEM                                                                                 \
-    "WITH it AS (UPDATE billing_run_items SET outcome = $3, invoice_id = $4, error = $5,"         \
-    "                   finished_at = now() "                                                      \
-    "             WHERE run_id = $1 AND customer_id = $2 AND outcome = 'queued' RETURNING outcome) " \
-    "UPDATE billing_runs r SET done = done + d.ok, failed = failed + d.bad,"                      \
-    "       finished_at = CASE WHEN done + failed + d.ok + d.bad >= total THEN now() END,"        \
-    "       status = CASE WHEN done + failed + d.ok + d.bad < total THEN status"                  \
-    "                     WHEN failed + d.bad > 0 THEN 'failed' ELSE 'succeeded' END,"            \
-    "       error = CASE WHEN failed + d.bad > 0 THEN (failed + d.bad) || ' customer(s) failed'" \
-    "               END "                                                                          \
-    "  FROM (SELECT count(*) FILTER (WHERE outcome <> 'failed') AS ok,"                            \
-    "               count(*) FILTER (WHERE outcome = 'failed') AS bad FROM it) d "                 \
-    " WHERE r.id = $1 AND d.ok + d.bad > 0"
+    "UPDATE billing_run_items SET outcome = $3, invoice_id = $4, error = $5, finished_at = now() " \
+    " WHERE run_id = $1 AND customer_id = $2 AND outcome = 'queued'"
 
 static int run_item(db *d, db_err *e, const char *run_id, const char *cust, const char *outcome,
                     const char *invoice_id, const char *error) {
-    return db_cmd(d, e, W_RUN_ITEM, 5,
+    return db_cmd_prep(d, e, W_RUN_ITEM, 5,
                   (const char *const[]){run_id, cust, outcome, invoice_id, error}) == 0
                ? INV_OK
                : INV_EDB;
@@ -591,7 +609,7 @@ static int write_invoice(gen *g, inv_gen_out *out, const char *content, const ch
         snprintf(out->invoice_id, sizeof out->invoice_id, "%s", g->existing_id);
         snprintf(out->status, sizeof out->status, "%s", g->existing_status);
         snprintf(comment, sizeof comment, "unchanged (total %s %s)", tt, g->currency);
-        return DB_CMD(g->d, g->e, W_ACTION, g->existing_id, g->org, "regenerate",
+        return DB_CMDP(g->d, g->e, W_ACTION, g->existing_id, g->org, "regenerate",
                       g->existing_status, g->existing_status, g->in->actor_id, actor, comment) == 0
                    ? INV_OK
                    : INV_EDB;
@@ -599,36 +617,36 @@ static int write_invoice(gen *g, inv_gen_out *out, const char *content, const ch
     if (g->existing_id[0]) {
         out->outcome = INV_UPDATED;
         snprintf(out->invoice_id, sizeof out->invoice_id, "%s", g->existing_id);
-        if (DB_CMD(g->d, g->e, W_UPDATE, g->org, g->existing_id, g->plan_id, g->currency, st,
+        if (DB_CMDP(g->d, g->e, W_UPDATE, g->org, g->existing_id, g->plan_id, g->currency, st,
                    g->tax_rate, tx, tt, sha) != 0 ||
-            DB_CMD(g->d, g->e, W_DELETE_LINES, g->existing_id) != 0)
+            DB_CMDP(g->d, g->e, W_DELETE_LINES, g->existing_id) != 0)
             return INV_EDB;
         bool withdrawn = strcmp(g->existing_status, "draft") != 0;
         snprintf(comment, sizeof comment, "total %s -> %s %s%s", g->existing_total, tt,
                  g->currency, withdrawn ? "; the approval no longer applies: back to draft" : "");
-        if (DB_CMD(g->d, g->e, W_ACTION, g->existing_id, g->org, "regenerate", g->existing_status,
+        if (DB_CMDP(g->d, g->e, W_ACTION, g->existing_id, g->org, "regenerate", g->existing_status,
                    "draft", g->in->actor_id, actor, comment) != 0)
             return INV_EDB;
     } else {
         out->outcome = INV_CREATED;
-        PGresult *r = DB_EXEC(g->d, g->e, W_NEW, g->org, g->cust, g->plan_id,
+        PGresult *r = DB_EXECP(g->d, g->e, W_NEW, g->org, g->cust, g->plan_id,
                               g->in->period_start, g->in->period_end, g->currency, st,
                               g->tax_rate, tx, tt, sha);
         if (!r) return INV_EDB;
         snprintf(out->invoice_id, sizeof out->invoice_id, "%s", PQgetvalue(r, 0, 0));
         PQclear(r);
         snprintf(comment, sizeof comment, "total %s %s", tt, g->currency);
-        if (DB_CMD(g->d, g->e, W_ACTION, out->invoice_id, g->org, "generate", NULL, "draft",
+        if (DB_CMDP(g->d, g->e, W_ACTION, out->invoice_id, g->org, "generate", NULL, "draft",
                    g->in->actor_id, actor, comment) != 0)
             return INV_EDB;
     }
     snprintf(out->status, sizeof out->status, "draft");
-    return DB_CMD(g->d, g->e, W_LINES, out->invoice_id, g->org, content) == 0 ? INV_OK : INV_EDB;
+    return DB_CMDP(g->d, g->e, W_LINES, out->invoice_id, g->org, content) == 0 ? INV_OK : INV_EDB;
 }
 
 static int generate(gen *g, inv_gen_out *out) {
     if (db_begin(g->d, g->e) != 0) return INV_EDB;
-    int rc = DB_CMD(g->d, g->e, Q_LOCK, g->org, g->cust) == 0 ? INV_OK : INV_EDB;
+    int rc = DB_CMDP(g->d, g->e, Q_LOCK, g->org, g->cust) == 0 ? INV_OK : INV_EDB;
     if (rc == INV_OK) rc = load_customer(g);
     if (rc == INV_OK) rc = load_existing(g);
     if (rc == INV_OK && g->existing_id[0] &&
@@ -686,7 +704,7 @@ int inv_generate(db *d, db_err *e, const inv_gen *in, inv_gen_out *out, char *er
     free(g.amounts);
     free(g.pc);
     free(g.pr);
-    PQclear(g.days);
+    PQclear(g.usage);
     return rc;
 }
 

@@ -38,9 +38,12 @@ int repo_billing_run_create(db *d, db_err *e, long long org_id, const char *peri
     PGresult *r = NULL;
     if (DB_CMD(d, e, "SELECT pg_advisory_xact_lock(727008, $1::bigint::int)", org) != 0 ||
         !(r = DB_EXEC(d, e,
-                      "WITH old AS (SELECT id FROM billing_runs WHERE org_id = $1 "
+                      "WITH old AS (SELECT id FROM billing_runs b WHERE org_id = $1 "
                       "               AND period_start = $2 AND period_end = $3 "
-                      "               AND finished_at IS NULL ORDER BY created_at DESC LIMIT 1),"
+                      "               AND finished_at IS NULL AND (total IS NULL OR total > "
+                      "                 (SELECT count(*) FROM billing_run_items i"
+                      "                   WHERE i.run_id = b.id AND i.outcome <> 'queued'))"
+                      "             ORDER BY created_at DESC LIMIT 1),"
                       "     ins AS (INSERT INTO billing_runs (org_id, period_start, period_end,"
                       "                                       created_by) "
                       "             SELECT $1, $2, $3, coalesce((SELECT email FROM users"
@@ -86,12 +89,27 @@ int repo_billing_run_delete(db *d, db_err *e, long long org_id, const char *id) 
                : REPO_ERR;
 }
 
+/* done / failed / finished come from the items (see migration 0007) */
+#define RUN_FROM                                                                                   \
+    "billing_runs b JOIN organizations o ON o.id = b.org_id "                                      \
+    "CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE outcome NOT IN ('queued', 'failed')) AS done," \
+    "                           count(*) FILTER (WHERE outcome = 'failed') AS failed,"             \
+    "                           max(finished_at) AS last "                                          \
+    "                      FROM billing_run_items WHERE run_id = b.id) s"
 #define RUN_COLS                                                                                   \
     "b.id, o.slug AS organization, to_char(b.period_start AT TIME ZONE 'UTC', 'YYYY-MM') AS period," \
-    "b.period_start, b.period_end, b.status, b.total, b.done, b.failed, b.skipped,"                \
-    "CASE WHEN b.total > 0 THEN ((b.done + b.failed) * 100 / b.total)::int "                       \
-    "     WHEN b.finished_at IS NOT NULL THEN 100 ELSE 0 END AS progress,"                         \
-    "b.error, b.job_id, b.created_by, b.created_at, b.started_at, b.finished_at"
+    "b.period_start, b.period_end,"                                                                \
+    "CASE WHEN b.status = 'failed' OR b.total IS NULL THEN b.status"                               \
+    "     WHEN s.done + s.failed < b.total THEN 'running'"                                        \
+    "     WHEN s.failed > 0 THEN 'failed' ELSE 'succeeded' END AS status,"                        \
+    "b.total, s.done, s.failed, b.skipped,"                                                        \
+    "CASE WHEN b.total > 0 THEN ((s.done + s.failed) * 100 / b.total)::int "                       \
+    "     WHEN b.total = 0 THEN 100 ELSE 0 END AS progress,"                                       \
+    "CASE WHEN s.failed > 0 THEN s.failed || ' customer(s) failed' ELSE b.error END AS error,"    \
+    "b.job_id, b.created_by, b.created_at, b.started_at,"                                          \
+    "CASE WHEN b.finished_at IS NOT NULL THEN b.finished_at"                                       \
+    "     WHEN b.total IS NOT NULL AND s.done + s.failed >= b.total"                               \
+    "     THEN greatest(s.last, b.started_at) END AS finished_at"
 
 int repo_billing_run_get(db *d, db_err *e, long long org_id, const char *id, json_t **out) {
     char org[24];
@@ -104,7 +122,7 @@ int repo_billing_run_get(db *d, db_err *e, long long org_id, const char *id, jso
                           "    FROM (SELECT * FROM billing_run_items WHERE run_id = b.id"
                           "            AND outcome = 'failed' LIMIT 100) i"
                           "    JOIN customers c ON c.id = i.customer_id) AS failures "
-                          "  FROM billing_runs b JOIN organizations o ON o.id = b.org_id "
+                          "  FROM " RUN_FROM
                           " WHERE ($1::bigint = 0 OR b.org_id = $1) AND b.id = $2::uuid",
                           org, id);
     return repo_one(r, e, out);
@@ -119,7 +137,7 @@ int repo_billing_runs_list(db *d, db_err *e, long long org_id, int limit, const 
     PGresult *r = DB_EXEC(
         d, e,
         "SELECT " RUN_COLS ", (extract(epoch FROM b.created_at) * 1000000)::bigint::text || ':' "
-        "|| b.id::text AS _cursor FROM billing_runs b JOIN organizations o ON o.id = b.org_id "
+        "|| b.id::text AS _cursor FROM " RUN_FROM " "
         "WHERE ($1::bigint = 0 OR b.org_id = $1) "
         "AND ($2::bigint IS NULL OR (b.created_at, b.id) < ('epoch'::timestamptz + $2::bigint * "
         "interval '1 microsecond', $3::uuid)) "

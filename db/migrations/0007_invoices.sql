@@ -185,10 +185,12 @@ CREATE INDEX invoice_dispute_messages_idx ON invoice_dispute_messages (dispute_i
 -- which writes one 'queued' billing_run_items row per customer with a plan
 -- (total = their count; a retried fan-out adds none twice) and enqueues one
 -- invoice.generate job per queued item.  Each generate job turns its item
--- from 'queued' into its outcome and, only when that update matched, advances
--- done/failed in the same transaction as its invoice; the one that completes
--- the count sets finished_at.  So done + failed = total exactly once every customer ran,
--- whatever retries happened.
+-- from 'queued' into its outcome in the same transaction as its invoice.
+-- done / failed / finished are counted from the items when the run is read
+-- (no shared counter row for every generation to queue on), so done + failed
+-- = total exactly once every customer ran, whatever retries happened.  status
+-- here is the fan-out's: queued → running, or failed (with error) when it
+-- could not finish; readers derive succeeded / failed from the items.
 CREATE TABLE billing_runs (
   id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
   org_id       bigint NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
@@ -200,14 +202,11 @@ CREATE TABLE billing_runs (
                CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
   total        int CHECK (total >= 0),       -- null until the fan-out counted
   skipped      int NOT NULL DEFAULT 0,       -- customers without a plan
-  done         int NOT NULL DEFAULT 0,
-  failed       int NOT NULL DEFAULT 0,
   error        text,
   created_at   timestamptz NOT NULL DEFAULT now(),
   started_at   timestamptz,
   finished_at  timestamptz,
-  UNIQUE (org_id, id),
-  CHECK (done + failed <= coalesce(total, 0))
+  UNIQUE (org_id, id)
 );
 CREATE INDEX billing_runs_org_idx ON billing_runs (org_id, created_at DESC, id DESC);
 

@@ -278,7 +278,7 @@ typedef struct world {
     char slug[64];
     long long org;
     char org_s[24];
-    long long metric_id[4];
+    long long metric_id[5]; /* k_metric_codes, then m_users (unique_count of "user") */
     PGconn *pg;
     db *d;
 } world;
@@ -304,6 +304,14 @@ static void world_init(world *w) {
         w->metric_id[i] = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
         PQclear(r);
     }
+    th_resp ru = th_auth(srv, w->token, "POST", "/v1/metrics",
+                         "{\"code\":\"m_users\",\"name\":\"Active users\","
+                         "\"aggregation\":\"unique_count\",\"unique_property\":\"user\"}");
+    must(&ru, 201, "create unique_count metric");
+    th_resp_free(&ru);
+    r = Q(w->pg, "SELECT id FROM metrics WHERE org_id = $1 AND code = 'm_users'", w->org_s);
+    w->metric_id[4] = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
     w->d = db_open(getenv("BILLING_DATABASE_URL"));
     cr_assert_not_null(w->d);
 }
@@ -329,6 +337,7 @@ typedef struct ev {
     char id[48];
     char qty[48];
     char at[32];
+    const char *props; /* JSON object text or NULL */
 } ev;
 
 static void store(world *w, const ev *evs, size_t n) {
@@ -336,7 +345,7 @@ static void store(world *w, const ev *evs, size_t n) {
     cr_assert_not_null(rows);
     for (size_t i = 0; i < n; i++)
         rows[i] = (db_usage_row){w->org, evs[i].cust, w->metric_id[evs[i].metric], evs[i].id,
-                                 evs[i].qty, evs[i].at, NULL};
+                                 evs[i].qty, evs[i].at, evs[i].props};
     db_err e;
     db_usage_result res;
     cr_assert_eq(db_usage_insert(w->d, &e, rows, n, "2026-09-01T00:00:00Z", "2026-12-31T00:00:00Z",
@@ -962,6 +971,51 @@ Test(invoice_gen, bad_requests_are_precise_and_billing_runs_count_failures, .ini
                 "{\"customer_id\":\"G1\",\"period_start\":\"2026-10-01\",\"period_end\":\"2026-11-01\"}");
     cr_expect_eq(r.status, 422, "another organization's customer is unknown: %s", r.body);
     th_resp_free(&r);
+    cr_expect_eq(tw_stop(pool, 20000), 0);
+    world_free(&w);
+}
+
+Test(invoice_gen, unique_count_bills_distinct_values_of_the_period, .init = setup, .fini = teardown,
+     .timeout = 120) {
+    world w;
+    world_init(&w);
+    make_plan(&w, "{\"code\":\"u\",\"name\":\"U\",\"currency\":\"USD\",\"charges\":["
+                  "{\"metric\":\"m_users\",\"model\":\"per_unit\",\"unit_price\":\"2\"}]}");
+    make_customer(&w, "U1", "u", NULL);
+    long long c = customer_id(&w, "U1");
+    static const struct {
+        const char *id, *user, *at;
+    } k[] = {
+        {"u1", "{\"user\":\"ann\"}", "2026-10-01T01:00:00Z"},
+        {"u2", "{\"user\":\"bob\"}", "2026-10-01T02:00:00Z"},
+        {"u3", "{\"user\":\"ann\"}", "2026-10-02T03:00:00Z"},
+        {"u4", "{\"user\":\"cid\"}", "2026-10-31T23:59:59Z"},
+        {"u5", "{\"other\":\"dan\"}", "2026-10-05T00:00:00Z"}, /* no user: not counted */
+        {"u6", "{\"user\":\"eve\"}", "2026-11-01T00:00:00Z"},  /* next period */
+    };
+    for (size_t i = 0; i < ML_ARRAY_LEN(k); i++) {
+        ev e = {.cust = c, .metric = 4, .props = k[i].user};
+        snprintf(e.id, sizeof e.id, "%s", k[i].id);
+        snprintf(e.qty, sizeof e.qty, "1");
+        snprintf(e.at, sizeof e.at, "%s", k[i].at);
+        store(&w, &e, 1);
+    }
+    tw_pool *pool = tw_start(1, NULL);
+    char st[32], err[512], lines[512];
+    generate(&w, "U1", "2026-10-01", "2026-11-01", st, err, sizeof err);
+    cr_assert_str_eq(st, "succeeded", "%s", err);
+    PGresult *r = invoice_of(&w, "U1", "2026-10-01 00:00:00+00");
+    char id[40];
+    snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    lines_text(&w, id, lines, sizeof lines);
+    cr_expect_str_eq(lines, "usage m_users 6.00; tax - 0.42"); /* ann, bob, cid */
+    r = Q(w.pg,
+          "SELECT string_agg(day::text || '=' || trim_scale(quantity)::text, ' ' ORDER BY day) "
+          "  FROM invoice_sub_lines WHERE invoice_id = $1 AND kind = 'day'",
+          id);
+    cr_expect_str_eq(PQgetvalue(r, 0, 0), "2026-10-01=2 2026-10-02=1 2026-10-31=1");
+    PQclear(r);
     cr_expect_eq(tw_stop(pool, 20000), 0);
     world_free(&w);
 }
