@@ -24,6 +24,7 @@
 #include "api.h"
 #include "log.h"
 #include "routes.h"
+#include "repo.h"
 #include "ts.h"
 #include <stdlib.h>
 
@@ -131,10 +132,47 @@ static json_t *job_view(const json_t *job) {
 
 /* ---- handlers ----------------------------------------------------------- */
 
+/* A billing.run job finishes once it has queued one invoice.generate job per
+ * customer; the run's own progress (done / failed / total, counted from its
+ * items in PostgreSQL) is shown on the job as billing_run, and the job's
+ * progress is the run's once the fan-out is over.  Best effort: the job view
+ * stands alone if the row cannot be read. */
+static void add_billing_run(api_req *r, const json_t *job, json_t *view) {
+    const char *type = json_string_value(json_object_get(job, "type"));
+    const json_t *payload = json_object_get(job, "payload");
+    const char *run_id = json_string_value(json_object_get(payload, "run_id"));
+    if (!view || !type || strcmp(type, "billing.run") || !run_id) return;
+    json_t *run = NULL;
+    db_err de;
+    long long org = (long long)json_integer_value(json_object_get(job, "org"));
+    if (repo_billing_run_get(r->db, &de, org, run_id, &run) != REPO_OK) return;
+    json_t *keep = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "id",
+                             json_object_get(run, "id"), "status", json_object_get(run, "status"),
+                             "total", json_object_get(run, "total"), "done",
+                             json_object_get(run, "done"), "failed", json_object_get(run, "failed"),
+                             "skipped", json_object_get(run, "skipped"), "progress",
+                             json_object_get(run, "progress"), "finished_at",
+                             json_object_get(run, "finished_at"));
+    const char *state = json_string_value(json_object_get(job, "state"));
+    if (keep && state && !strcmp(state, "succeeded")) {
+        json_object_set(view, "progress", json_object_get(run, "progress"));
+        char msg[96];
+        snprintf(msg, sizeof msg, "%lld of %lld customers done, %lld failed",
+                 (long long)json_integer_value(json_object_get(run, "done")),
+                 (long long)json_integer_value(json_object_get(run, "total")),
+                 (long long)json_integer_value(json_object_get(run, "failed")));
+        json_object_set_new(view, "progress_msg", json_string(msg));
+    }
+    if (keep) json_object_set_new(view, "billing_run", keep);
+    json_decref(run);
+}
+
 void h_jobs_get(api_req *r) {
     json_t *job = load_job(r, r->pv[0], true);
     if (!job) return;
-    api_json(r, 200, job_view(job));
+    json_t *view = job_view(job);
+    add_billing_run(r, job, view);
+    api_json(r, 200, view);
     json_decref(job);
 }
 

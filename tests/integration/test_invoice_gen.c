@@ -938,6 +938,18 @@ Test(invoice_gen, bad_requests_are_precise_and_billing_runs_count_failures, .ini
     cr_expect_eq(json_integer_value(th_get(run, "failed")), 1);
     cr_expect_eq(json_integer_value(th_get(run, "skipped")), 1, "NOPLAN has no plan");
     cr_expect_eq(json_integer_value(th_get(run, "progress")), 100);
+    /* the run's job shows the run's progress */
+    char jpath[96];
+    snprintf(jpath, sizeof jpath, "/v1/jobs/%s", th_str(run, "job_id"));
+    r = th_auth(srv, w.token, "GET", jpath, NULL);
+    must(&r, 200, "the billing run's job");
+    cr_expect_str_eq(th_str(r.json, "type"), "billing.run");
+    cr_expect_eq(json_integer_value(th_get(r.json, "billing_run.total")), 3, "%s", r.body);
+    cr_expect_eq(json_integer_value(th_get(r.json, "billing_run.done")), 2, "%s", r.body);
+    cr_expect_eq(json_integer_value(th_get(r.json, "billing_run.failed")), 1, "%s", r.body);
+    cr_expect_eq(json_integer_value(th_get(r.json, "progress")), 100, "%s", r.body);
+    cr_expect_str_eq(th_str(r.json, "progress_msg"), "2 of 3 customers done, 1 failed");
+    th_resp_free(&r);
     json_t *f = json_array_get(th_get(run, "failures"), 0);
     cr_expect_str_eq(th_str(f, "customer_id"), "EUR1");
     cr_expect(strstr(th_str(f, "error"), "EUR") != NULL, "%s", th_str(f, "error"));
