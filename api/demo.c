@@ -10,12 +10,24 @@
  * quantities, integer arithmetic only), with event ids demo-<month>-<n>; it is
  * loaded every time and deduplicated by event id, so a second run (or a run
  * after a failure half-way) adds exactly what is missing.
+ *
+ * Then the invoices, through inv_generate (db/invoice.h) on this connection,
+ * synchronously: a draft of the usage month for every customer, and one
+ * paid example — site-00001's invoice of the month before (base fee and the
+ * storage minimum: no usage then), issued and marked paid by the demo owner.
+ * inv_generate is idempotent (same customer and period → one invoice, an
+ * unchanged draft stays as it is, an issued one is never touched) and the
+ * example only moves forward from the state it is found in (draft → issue,
+ * issued → mark paid, paid → nothing), so a second run changes nothing but
+ * the drafts' audit trails ("regenerate" rows).
  */
 #include "fmacros.h"
 #include "demo.h"
 #include "jx.h"
+#include "invoice.h"
 #include "log.h"
 #include "repo.h"
+#include "repo_invoices.h"
 #include "rnd.h"
 #include "ts.h"
 #include "usage.h"
@@ -71,6 +83,25 @@ typedef struct demo_text {
     char at[TS_FMT_MAX];
 } demo_text;
 
+/* The calendar month `back` months before the current one (UTC). */
+static void month_back(int back, int *y, unsigned *m) {
+    unsigned day;
+    ts_civil_from_days(ts_now() / 86400000000LL, y, m, &day);
+    for (int i = 0; i < back; i++) {
+        if (--*m == 0) {
+            *m = 12;
+            --*y;
+        }
+    }
+}
+
+/* [start, end) of month m of year y, RFC 3339. */
+static void month_period(int y, unsigned m, char start[TS_FMT_MAX], char end[TS_FMT_MAX]) {
+    ts_format(ts_days_from_civil(y, m, 1) * 86400000000LL, start, TS_FMT_MAX);
+    ts_format(ts_days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) * 86400000000LL, end,
+              TS_FMT_MAX);
+}
+
 /* Generates and loads the previous calendar month's usage. */
 static int load_usage(db *d, long long org_id, char *err, size_t errlen) {
     db_err e;
@@ -82,12 +113,8 @@ static int load_usage(db *d, long long org_id, char *err, size_t errlen) {
         return -1;
     }
     int y;
-    unsigned m, day;
-    ts_civil_from_days(ts_now() / 86400000000LL, &y, &m, &day);
-    if (--m == 0) {
-        m = 12;
-        y--;
-    }
+    unsigned m;
+    month_back(1, &y, &m);
     unsigned days = (unsigned)(ts_days_from_civil(m == 12 ? y + 1 : y, m == 12 ? 1 : m + 1, 1) -
                                ts_days_from_civil(y, m, 1));
     int64_t start = ts_days_from_civil(y, m, 1) * 86400000000LL;
@@ -143,13 +170,115 @@ static int load_usage(db *d, long long org_id, char *err, size_t errlen) {
     return rc;
 }
 
+/* Customer ext's invoice of month `back` (created or refreshed); its status
+ * in out.  1 = generated, 0 = skipped (cannot be generated as asked: logged),
+ * -1 = database error (err). */
+static int demo_invoice(db *d, long long org_id, json_t *cust, const char *ext, int back,
+                        inv_gen_out *out, char *err, size_t errlen) {
+    int y;
+    unsigned m;
+    char start[TS_FMT_MAX], end[TS_FMT_MAX], why[256];
+    month_back(back, &y, &m);
+    month_period(y, m, start, end);
+    long long cid = json_integer_value(json_object_get(cust, ext));
+    if (!cid) {
+        LOG_KV(LOG_WARN, "demo invoice skipped: no such customer", LF_S("customer", ext));
+        return 0;
+    }
+    inv_gen in = {.org_id = org_id,
+                  .customer_id = cid,
+                  .period_start = start,
+                  .period_end = end,
+                  .actor = "system"};
+    db_err e;
+    int rc = inv_generate(d, &e, &in, out, why, sizeof why);
+    if (rc == INV_EDB) {
+        snprintf(err, errlen, "invoice of %s: %s", ext, e.msg);
+        return -1;
+    }
+    if (rc == INV_EINPUT) { /* e.g. the customer was taken off its plan */
+        LOG_KV(LOG_WARN, "demo invoice skipped", LF_S("customer", ext), LF_S("why", why));
+        return 0;
+    }
+    return 1;
+}
+
+/* Moves the example invoice forward from `status` to paid (issue, mark paid)
+ * as the demo owner; a paid (or void) one is left alone. */
+static int demo_pay(db *d, long long org_id, const char *id, const char *status, char *err,
+                    size_t errlen) {
+    static const struct {
+        const char *from;
+        repo_inv_action a;
+    } k_steps[] = {{"draft", REPO_INV_ISSUE}, {"issued", REPO_INV_MARK_PAID}};
+    db_err e;
+    char owner_id[40], hash[RND_PWHASH_MAX];
+    int rc = repo_user_auth(d, &e, DEMO_EMAIL, owner_id, hash, sizeof hash);
+    if (rc != REPO_OK) {
+        snprintf(err, errlen, "demo owner: %s", rc == REPO_ERR ? e.msg : "not found");
+        return -1;
+    }
+    repo_inv_actor who = {.user_id = owner_id, .role = "owner"};
+    char cur[24];
+    snprintf(cur, sizeof cur, "%s", status);
+    for (size_t i = 0; i < ML_ARRAY_LEN(k_steps); i++) {
+        if (strcmp(cur, k_steps[i].from) != 0) continue;
+        json_t *inv = NULL;
+        repo_field f = {{0}, {0}};
+        int why;
+        rc = repo_inv_transition(d, &e, org_id, id, k_steps[i].a, &who, "demo data", &inv, &f,
+                                 &why);
+        if (rc != REPO_OK) {
+            snprintf(err, errlen, "demo invoice %s: %s", repo_inv_action_verb(k_steps[i].a),
+                     rc == REPO_ERR ? e.msg : f.message);
+            return -1;
+        }
+        snprintf(cur, sizeof cur, "%s", json_string_value(json_object_get(inv, "status")));
+        json_decref(inv);
+    }
+    return 0;
+}
+
+/* A draft of the usage month for every customer, and the paid example. */
+static int load_invoices(db *d, long long org_id, char *err, size_t errlen) {
+    db_err e;
+    json_t *cust = NULL;
+    if (repo_customer_ids(d, &e, org_id, &cust) != REPO_OK) {
+        snprintf(err, errlen, "%s", e.msg);
+        return -1;
+    }
+    int counts[INV_LOCKED + 1] = {0};
+    int rc = 0;
+    inv_gen_out out;
+    for (int i = 1; rc >= 0 && i <= 12; i++) {
+        char ext[16];
+        snprintf(ext, sizeof ext, "site-%05d", i);
+        rc = demo_invoice(d, org_id, cust, ext, 1, &out, err, errlen);
+        if (rc == 1) counts[out.outcome]++;
+    }
+    if (rc >= 0) rc = demo_invoice(d, org_id, cust, "site-00001", 2, &out, err, errlen);
+    if (rc == 1) rc = demo_pay(d, org_id, out.invoice_id, out.status, err, errlen);
+    json_decref(cust);
+    if (rc < 0) return -1;
+    LOG_KV(LOG_INFO, "demo invoices", LF_I("created", counts[INV_CREATED]),
+           LF_I("updated", counts[INV_UPDATED]), LF_I("unchanged", counts[INV_UNCHANGED]),
+           LF_I("issued_left_alone", counts[INV_LOCKED]));
+    return 0;
+}
+
+/* The usage, then the invoices that bill it. */
+static int load_data(db *d, long long org_id, char *err, size_t errlen) {
+    if (load_usage(d, org_id, err, errlen)) return -1;
+    return load_invoices(d, org_id, err, errlen);
+}
+
 int demo_load(db *d, char *err, size_t errlen) {
     db_err e;
     long long org_id;
     int rc = repo_org_by_slug(d, &e, "demo-trucking", &org_id);
     if (rc == REPO_OK) {
         LOG_KV(LOG_INFO, "demo catalog already loaded", LF_I("org_id", org_id));
-        return load_usage(d, org_id, err, errlen);
+        return load_data(d, org_id, err, errlen);
     }
     if (rc == REPO_ERR) {
         snprintf(err, errlen, "%s", e.msg);
@@ -197,7 +326,7 @@ int demo_load(db *d, char *err, size_t errlen) {
     }
     if (db_commit(d, &e)) goto fail;
     LOG_KV(LOG_INFO, "demo catalog loaded", LF_I("org_id", org_id));
-    return load_usage(d, org_id, err, errlen);
+    return load_data(d, org_id, err, errlen);
 fail_field:
     if (rc != REPO_ERR) {
         db_rollback(d);
