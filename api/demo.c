@@ -226,8 +226,8 @@ static int demo_pay(db *d, long long org_id, const char *id, const char *status,
         json_t *inv = NULL;
         repo_field f = {{0}, {0}};
         int why;
-        rc = repo_inv_transition(d, &e, org_id, id, k_steps[i].a, &who, "demo data", &inv, &f,
-                                 &why);
+        rc =
+            repo_inv_transition(d, &e, org_id, id, k_steps[i].a, &who, "demo data", &inv, &f, &why);
         if (rc != REPO_OK) {
             snprintf(err, errlen, "demo invoice %s: %s", repo_inv_action_verb(k_steps[i].a),
                      rc == REPO_ERR ? e.msg : f.message);
