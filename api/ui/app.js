@@ -22,6 +22,7 @@ const state = {
   orgs: [],          // platform admins: every organization
   cache: {},         // per-organization lists used by selects: metrics, plans
   usage: null,       // the usage page's filters (kept while navigating)
+  invoices: null,    // the invoice list's view and filters (kept while navigating)
 };
 
 const ORG_KEY = 'meterline.admin.org';
@@ -178,6 +179,7 @@ async function api(method, path, body, opts = {}) {
       try { data = JSON.parse(text); } catch { data = null; }
     }
   }
+  if (opts.meta) opts.meta.status = res.status;
   if (!res.ok) {
     const err = new ApiError(res.status, data, res.headers);
     if (res.status === 401 && opts.auth !== false) sessionLost();
@@ -322,6 +324,7 @@ function renderAuth(mode = 'login', notice = null) {
   clear($toasts);
   state.cache = {};
   state.usage = null;
+  state.invoices = null;
   const signup = mode === 'signup';
   const btn = h('button', { class: 'btn primary block', type: 'submit' }, signup ? 'Create account' : 'Sign in');
   const pw = input({ type: 'password', autocomplete: signup ? 'new-password' : 'current-password', required: true, minlength: signup ? 8 : null });
@@ -392,8 +395,8 @@ const NAV = [
   { path: '/metrics', label: 'Metrics', icon: 'metrics' },
   { path: '/plans', label: 'Plans', icon: 'plans' },
   { path: '/usage', label: 'Usage', icon: 'usage' },
+  { path: '/invoices', label: 'Invoices', icon: 'invoices' },
   { section: 'Coming soon' },
-  { path: '/invoices', label: 'Invoices', icon: 'invoices', soon: true },
   { path: '/reports', label: 'Reports', icon: 'reports', soon: true },
 ];
 
@@ -415,6 +418,7 @@ function chooseOrg(slug) {
   state.org = slug;
   state.cache = {};
   state.usage = null;
+  state.invoices = null;
   if (slug) localStorage.setItem(ORG_KEY, slug); else localStorage.removeItem(ORG_KEY);
   renderShell();
   route();
@@ -466,7 +470,9 @@ const ROUTES = [
   [/^\/plans$/, pagePlans],
   [/^\/settings$/, pageSettings],
   [/^\/usage$/, pageUsage],
-  [/^\/(invoices|reports)$/, pageSoon],
+  [/^\/invoices$/, pageInvoices],
+  [/^\/invoices\/(.+)$/, pageInvoice],
+  [/^\/(reports)$/, pageSoon],
 ];
 
 function route() {
@@ -2172,11 +2178,881 @@ async function drawImports(root, canImport, onImported) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------
+// invoices: the list (current / past), generating drafts and billing runs,
+// and one invoice with its lines, lifecycle, audit trail and disputes
+//
+// Amounts are the API's decimal strings shown verbatim (money()); this page
+// never adds, rounds or parses money.  Which buttons appear follows the
+// API's rules (api/routes.c, db/repo_invoices.c) for the signed-in role and
+// the invoice's current state; the server still decides, and its 403/409
+// answers are shown as they come.  Periods are [start, end) in UTC.
+
+const INV_STATUS = {
+  draft: ['Draft', ''],
+  pending_approval: ['Pending approval', 'amber'],
+  approved: ['Approved', 'blue'],
+  issued: ['Issued', 'blue'],
+  paid: ['Paid', 'green'],
+  void: ['Void', 'red'],
+};
+const INV_VIEWS = {
+  current: ['Current', ['draft', 'pending_approval', 'approved', 'issued'], 'Drafts, invoices awaiting approval and issued invoices not yet paid.'],
+  past: ['Past', ['paid', 'void'], 'Paid and voided invoices.'],
+};
+const INV_ACTION_LABEL = {
+  generate: 'Generated', regenerate: 'Regenerated', submit: 'Submitted for approval', approve: 'Approved',
+  reject: 'Rejected', issue: 'Issued', void: 'Voided', mark_paid: 'Marked paid',
+  dispute_open: 'Dispute opened', dispute_resolve: 'Dispute resolved',
+};
+const JOB_DONE = { succeeded: true, dead: true };
+const RUN_DONE = { succeeded: true, failed: true };
+const RUN_BADGE = { queued: '', running: 'blue', succeeded: 'green', failed: 'red' };
+
+const hasRole = (...roles) => roles.includes(role());
+const canBill = () => hasRole('admin', 'owner', 'finance');            // generate, submit, issue, void, mark paid
+const canApprove = () => hasRole('admin', 'owner', 'approver');        // approve, reject
+const canOpenDispute = () => hasRole('owner', 'finance', 'approver');  // platform admins answer, they do not open
+const canReplyDispute = () => hasRole('admin', 'owner', 'finance', 'approver');
+const canResolveDispute = () => hasRole('admin', 'owner', 'finance');
+
+// Lifecycle buttons: the states each leaves from and who may press it.
+const INV_LIFECYCLE = [
+  { path: 'submit', label: 'Submit for approval', from: ['draft'], may: canBill },
+  { path: 'approve', label: 'Approve', from: ['pending_approval'], may: canApprove, primary: true },
+  { path: 'reject', label: 'Reject', from: ['pending_approval'], may: canApprove, ask: 'reject' },
+  { path: 'issue', label: 'Issue invoice', from: ['approved', 'draft'], may: canBill, primary: true,
+    when: (inv) => inv.status !== 'draft' || !inv.require_approval },
+  { path: 'mark-paid', label: 'Mark paid', from: ['issued'], may: canBill, primary: true },
+  { path: 'void', label: 'Void', from: ['draft', 'pending_approval', 'approved', 'issued'], may: canBill, ask: 'void' },
+];
+
+function statusBadge(s) {
+  const [label, cls] = INV_STATUS[s] || [s, ''];
+  return h('span', { class: `badge ${cls}`, dataset: { status: s, testid: 'invoice-status' } }, label);
+}
+
+const DAY_MS = 86400000;
+const utcMidnight = (d) => !d.getUTCHours() && !d.getUTCMinutes() && !d.getUTCSeconds();
+const fmtUtcDay = (ms) => fmtIn(ms, 'UTC', { year: 'numeric', month: 'short', day: 'numeric' });
+
+// [start, end) as people read it: "October 2026", "Oct 1, 2026 – Oct 15, 2026"
+// (the last day included), or hours in UTC.
+function fmtPeriod(start, end) {
+  const a = Date.parse(start);
+  const b = Date.parse(end);
+  if (Number.isNaN(a) || Number.isNaN(b)) return `${start} – ${end}`;
+  const da = new Date(a);
+  const db = new Date(b);
+  if (utcMidnight(da) && utcMidnight(db)) {
+    const months = (db.getUTCFullYear() * 12 + db.getUTCMonth()) - (da.getUTCFullYear() * 12 + da.getUTCMonth());
+    if (da.getUTCDate() === 1 && db.getUTCDate() === 1 && months === 1) return fmtIn(a, 'UTC', { month: 'long', year: 'numeric' });
+    return b - a === DAY_MS ? fmtUtcDay(a) : `${fmtUtcDay(a)} – ${fmtUtcDay(b - DAY_MS)}`;
+  }
+  return `${fmtStamp(start, 'UTC')} – ${fmtStamp(end, 'UTC')} UTC`;
+}
+
+// "YYYY-MM" of the month before the current one (UTC): what month-end bills.
+function prevMonth() {
+  const d = new Date();
+  const m = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - 1, 1));
+  return `${m.getUTCFullYear()}-${pad2(m.getUTCMonth() + 1)}`;
+}
+function monthBounds(ym) {
+  const m = /^(\d{4})-(\d{2})$/.exec(ym || '');
+  if (!m) return null;
+  const next = new Date(Date.UTC(+m[1], +m[2], 1));
+  return { start: `${m[1]}-${m[2]}-01`, end: `${next.getUTCFullYear()}-${pad2(next.getUTCMonth() + 1)}-01` };
+}
+
+// Polls GET /v1/jobs/{id} until the job succeeded or is dead.
+async function waitJob(id, onState, maxMs = 120000) {
+  const until = Date.now() + maxMs;
+  let misses = 0;
+  while (Date.now() < until) {
+    let job;
+    try {
+      job = await api('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+      misses = 0;
+    } catch (err) {
+      if (err.status === 401 || ++misses >= 5) throw err;
+      await sleep(1000);
+      continue;
+    }
+    if (onState) onState(job);
+    if (JOB_DONE[job.state]) return job;
+    await sleep(400);
+  }
+  throw new ApiError(0, null, null, 'This is taking longer than expected. The job keeps running; check the list again later.');
+}
+
+// A customer input with suggestions (datalist) by name or external ID.
+function customerInput(first, value, attrs = {}) {
+  const names = new Map(first.data.map((c) => [c.external_id, c.name]));
+  const dl = h('datalist', { id: nextId('inv-customers') });
+  const fill = (list) => {
+    clear(dl);
+    for (const c of list) { names.set(c.external_id, c.name); dl.appendChild(h('option', { value: c.external_id }, c.name)); }
+  };
+  fill(first.data);
+  const el = input({ type: 'search', mono: true, list: dl.id, value, autocomplete: 'off', ...attrs });
+  const hint = h('span');
+  const showHint = () => {
+    const v = el.value.trim();
+    hint.textContent = !v ? 'Type to search by name or external ID.' : names.has(v) ? names.get(v) : 'External ID of one customer.';
+  };
+  showHint();
+  let timer = null;
+  el.addEventListener('input', () => {
+    showHint();
+    if (!first.next_cursor) return;
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const q = el.value.trim();
+      try {
+        fill((await api('GET', `/v1/customers?limit=50${q ? `&q=${encodeURIComponent(q)}` : ''}`)).data);
+        showHint();
+      } catch { /* keep the old suggestions */ }
+    }, 250);
+  });
+  return { el, dl, hint, names };
+}
+
+// ---- the list ---------------------------------------------------------------
+
+async function pageInvoices(page) {
+  if (!state.invoices) state.invoices = { view: 'current', customer: '', status: '', period: '' };
+  const F = state.invoices;
+  const genBtn = canBill() ? h('button', { class: 'btn primary', type: 'button', 'aria-expanded': 'false' }, h('span', { class: 'plus' }, '+'), 'Generate invoice') : null;
+  const runBtn = canBill() ? h('button', { class: 'btn', type: 'button', 'aria-expanded': 'false' }, 'Run billing for a month') : null;
+  page.appendChild(pageHead('Invoices', 'Drafts generated from metered usage, their approval, and issued and paid invoices.', [runBtn, genBtn]));
+  const panel = h('section', { class: 'card form-card', hidden: true, id: 'invoice-panel' });
+  page.appendChild(panel);
+  const first = await api('GET', '/v1/customers?limit=200');
+
+  // ---- view tabs, filters
+  const listId = nextId('inv-list');
+  const tabs = Object.entries(INV_VIEWS).map(([key, [label]]) => h('button', {
+    class: 'tab', type: 'button', role: 'tab', id: `inv-tab-${key}`, 'aria-controls': listId, dataset: { view: key },
+  }, label));
+  const tablist = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Invoice views' }, tabs);
+  tablist.addEventListener('keydown', (e) => {
+    const i = tabs.indexOf(document.activeElement);
+    if (i < 0 || (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft')) return;
+    e.preventDefault();
+    const t = tabs[(i + (e.key === 'ArrowRight' ? 1 : tabs.length - 1)) % tabs.length];
+    t.focus();
+    t.click();
+  });
+  const viewNote = h('p', { class: 'muted small view-note' });
+
+  const cust = customerInput(first, F.customer, { placeholder: 'All customers' });
+  const statusSel = select([], '');
+  const monthIn = input({ type: 'month', value: F.period });
+  const resetBtn = h('button', { class: 'btn sm ghost', type: 'button' }, 'Clear filters');
+  const filters = h('form', { class: 'inv-filters', 'aria-label': 'Invoice filters' },
+    field({ label: 'Customer', name: 'customer_id', control: cust.el, hint: cust.hint }),
+    field({ label: 'Status', name: 'status', control: statusSel }),
+    field({ label: 'Period (month)', name: 'period', control: monthIn, hint: 'Invoices whose period starts in this month (UTC).' }),
+    h('div', { class: 'inv-filter-reset' }, resetBtn),
+    cust.dl);
+  filters.noValidate = true;
+  filters.addEventListener('submit', (e) => { e.preventDefault(); load(true); });
+
+  const countEl = h('span', { class: 'count' });
+  const tbody = h('tbody');
+  const table = h('div', { class: 'table-wrap', hidden: true }, h('table', { class: 'table invoices-table' },
+    h('caption', { class: 'sr-only' }, 'Invoices'),
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Invoice'), h('th', { scope: 'col' }, 'Customer'),
+      h('th', { scope: 'col' }, 'Period'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'right' }, 'Total'),
+      h('th', { scope: 'col', class: 'hide-sm' }, 'Date'))),
+    tbody));
+  const status = h('div');
+  const more = h('button', { class: 'btn', type: 'button' }, 'Load more');
+  const foot = h('div', { class: 'card-foot', hidden: true }, more);
+  page.appendChild(h('section', { class: 'card', id: 'invoices' },
+    h('div', { class: 'card-head tabs-head' }, tablist, countEl),
+    h('div', { id: listId, role: 'tabpanel' },
+      h('div', { class: 'card-body inv-filter-body' }, viewNote, filters), table, status, foot)));
+
+  const drawTabs = () => {
+    for (const t of tabs) {
+      const on = t.dataset.view === F.view;
+      t.setAttribute('aria-selected', String(on));
+      t.tabIndex = on ? 0 : -1;
+      t.classList.toggle('on', on);
+    }
+    const [, states, note] = INV_VIEWS[F.view];
+    if (!states.includes(F.status)) F.status = '';
+    clear(statusSel);
+    for (const [v, l] of [['', 'All statuses'], ...states.map((s) => [s, INV_STATUS[s][0]])]) {
+      statusSel.appendChild(h('option', { value: v, selected: v === F.status }, l));
+    }
+    statusSel.value = F.status;
+    viewNote.textContent = note;
+  };
+  for (const t of tabs) t.addEventListener('click', () => { if (F.view !== t.dataset.view) { F.view = t.dataset.view; drawTabs(); load(true); } });
+  statusSel.addEventListener('change', () => { F.status = statusSel.value; load(true); });
+  monthIn.addEventListener('change', () => { F.period = monthIn.value; load(true); });
+  let custTimer = null;
+  cust.el.addEventListener('input', () => {
+    clearTimeout(custTimer);
+    const v = cust.el.value.trim();
+    // a known external ID (picked from the suggestions) applies at once
+    custTimer = setTimeout(() => { if (F.customer !== v) { F.customer = v; load(true); } }, cust.names.has(v) || !v ? 0 : 500);
+  });
+  resetBtn.addEventListener('click', () => {
+    F.customer = ''; F.status = ''; F.period = '';
+    cust.el.value = ''; monthIn.value = ''; statusSel.value = '';
+    load(true);
+  });
+
+  let cursor = null;
+  let seq = 0;
+  let shown = 0;
+  const open = (inv) => { location.hash = `#/invoices/${encodeURIComponent(inv.id)}`; };
+  const row = (inv) => h('tr', { class: 'clickable', tabindex: 0, dataset: { invoiceId: inv.id, status: inv.status },
+    onclick: () => open(inv), onkeydown: (e) => { if (e.key === 'Enter') open(inv); } },
+  h('td', null, inv.number
+    ? h('div', { class: 'primary-cell mono' }, h('a', { href: `#/invoices/${encodeURIComponent(inv.id)}` }, inv.number))
+    : h('div', { class: 'primary-cell' }, h('a', { href: `#/invoices/${encodeURIComponent(inv.id)}`, class: 'muted' }, 'Not issued')),
+  inv.organization && isAdmin() && !state.org ? h('div', { class: 'sub-cell' }, inv.organization) : null),
+  h('td', null, h('div', { class: 'primary-cell' }, inv.customer ? inv.customer.name : '—'), h('div', { class: 'sub-cell' }, inv.customer ? inv.customer.id : '')),
+  h('td', { class: 'nowrap' }, fmtPeriod(inv.period_start, inv.period_end)),
+  h('td', null, statusBadge(inv.status)),
+  h('td', { class: 'num right', dataset: { value: inv.total } }, money(inv.total, inv.currency)),
+  h('td', { class: 'hide-sm nowrap muted' }, inv.paid_at ? `Paid ${fmtDate(inv.paid_at)}` : inv.voided_at ? `Voided ${fmtDate(inv.voided_at)}`
+    : inv.issued_at ? `Issued ${fmtDate(inv.issued_at)}` : `Generated ${fmtDate(inv.generated_at)}`));
+
+  async function load(reset) {
+    const my = ++seq;
+    if (reset) {
+      cursor = null;
+      shown = 0;
+      clear(status).appendChild(loading());
+      table.classList.add('stale');
+    }
+    more.disabled = true;
+    const qs = new URLSearchParams({ view: F.view, limit: '25' });
+    if (F.status) qs.set('status', F.status);
+    if (F.customer) qs.set('customer_id', F.customer);
+    if (F.period) qs.set('period', F.period);
+    if (!reset && cursor) qs.set('cursor', cursor);
+    try {
+      const res = await api('GET', `/v1/invoices?${qs}`);
+      if (my !== seq) return;
+      if (reset) clear(tbody);
+      clear(status);
+      table.classList.remove('stale');
+      clearErrors(filters);
+      for (const inv of res.data) tbody.appendChild(row(inv));
+      shown += res.data.length;
+      cursor = res.next_cursor;
+      foot.hidden = !cursor;
+      table.hidden = shown === 0;
+      countEl.textContent = `${shown}${cursor ? '+' : ''} invoice${shown === 1 && !cursor ? '' : 's'}`;
+      if (!shown) {
+        const filtered = F.customer || F.status || F.period;
+        status.appendChild(filtered
+          ? empty('No invoices match', 'Try another customer, status or month, or clear the filters.')
+          : empty(F.view === 'current' ? 'No open invoices' : 'No past invoices',
+            F.view === 'current'
+              ? (canBill() ? 'Generate an invoice for a customer, or run billing for a whole month.' : 'Drafts appear here once finance generates them.')
+              : 'Paid and voided invoices appear here.'));
+      }
+    } catch (err) {
+      if (my !== seq) return;
+      clear(status);
+      table.classList.remove('stale');
+      if (err.status === 422 || err.status === 400) showErrors(filters, err);
+      else status.appendChild(h('div', { class: 'card-body' }, h('div', { class: 'alert', role: 'alert' }, errorText(err))));
+    } finally {
+      more.disabled = false;
+    }
+  }
+  more.addEventListener('click', () => load(false));
+
+  // ---- generate / billing run panel (finance, owners, platform admins)
+  let panelKind = null;
+  const closePanel = () => {
+    panelKind = null;
+    panel.hidden = true;
+    clear(panel);
+    for (const b of [genBtn, runBtn]) if (b) b.setAttribute('aria-expanded', 'false');
+  };
+  const openPanel = (kind) => {
+    if (panelKind === kind) { closePanel(); return; }
+    panelKind = kind;
+    genBtn.setAttribute('aria-expanded', String(kind === 'generate'));
+    runBtn.setAttribute('aria-expanded', String(kind === 'run'));
+    clear(panel);
+    if (kind === 'generate') generatePanel(panel, first, closePanel, () => load(true));
+    else runPanel(panel, closePanel, () => load(true));
+    panel.hidden = false;
+    const f = panel.querySelector('input, select');
+    if (f) f.focus();
+  };
+  if (genBtn) genBtn.addEventListener('click', () => openPanel('generate'));
+  if (runBtn) runBtn.addEventListener('click', () => openPanel('run'));
+
+  drawTabs();
+  await load(true);
+}
+
+function generatePanel(panel, first, onClose, onChanged) {
+  const cust = customerInput(first, '', { placeholder: 'site-00042', required: true });
+  const monthIn = input({ type: 'month', value: prevMonth(), required: true });
+  const fromIn = input({ type: 'date' });
+  const toIn = input({ type: 'date' });
+  const custom = h('input', { type: 'checkbox', id: nextId('custom') });
+  const monthField = field({ label: 'Month', name: 'period', required: true, control: monthIn, hint: 'A calendar month in UTC.' });
+  const fromField = field({ label: 'From', name: 'period_start', required: true, control: fromIn, hint: 'First day included (UTC).' });
+  const toField = field({ label: 'To (exclusive)', name: 'period_end', required: true, control: toIn, hint: 'The first day not included.' });
+  const drawMode = () => {
+    monthField.hidden = custom.checked;
+    fromField.hidden = !custom.checked;
+    toField.hidden = !custom.checked;
+    if (custom.checked && !fromIn.value) {
+      const b = monthBounds(monthIn.value || prevMonth());
+      fromIn.value = b.start;
+      toIn.value = b.end;
+    }
+  };
+  custom.addEventListener('change', drawMode);
+  const live = h('div', { class: 'gen-live', 'aria-live': 'polite' });
+  const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Generate draft');
+  const form = h('form', { 'aria-label': 'Generate invoice' },
+    h('div', { class: 'grid cols-3' },
+      field({ label: 'Customer', name: 'customer_id', required: true, control: cust.el, hint: cust.hint }),
+      monthField, fromField, toField,
+      h('div', { class: 'field custom-period' }, h('label', { class: 'check', for: custom.id }, custom,
+        h('span', null, h('span', { class: 'check-title' }, 'Custom period'), h('span', { class: 'hint' }, 'Any range of whole days instead of a month.'))))),
+    cust.dl,
+    formAlert(),
+    live,
+    h('div', { class: 'form-actions' }, h('button', { class: 'btn', type: 'button', onclick: onClose }, 'Close'), btn));
+  drawMode();
+
+  onSubmit(form, btn, 'Generating…', async () => {
+    const body = { customer_id: cust.el.value.trim() };
+    const errs = [];
+    if (!body.customer_id) errs.push({ field: 'customer_id', message: 'Choose the customer to bill.' });
+    if (custom.checked) {
+      body.period_start = fromIn.value;
+      body.period_end = toIn.value;
+      if (!body.period_start) errs.push({ field: 'period_start', message: 'Pick the first day.' });
+      if (!body.period_end) errs.push({ field: 'period_end', message: 'Pick the day after the last one.' });
+    } else {
+      const b = monthBounds(monthIn.value);
+      if (!b) errs.push({ field: 'period', message: 'Pick a month.' });
+      else { body.period_start = b.start; body.period_end = b.end; }
+    }
+    if (errs.length) throw new ApiError(422, { error: { message: 'Check the fields.', details: errs } });
+    clear(live);
+    const res = await api('POST', '/v1/invoices', body);
+    const note = h('p', { class: 'muted small', role: 'status' }, 'Queued…');
+    live.appendChild(h('div', { class: 'gen-status' }, note));
+    const job = await waitJob(res.job_id, (j) => {
+      note.textContent = j.state === 'queued' ? 'Queued…' : j.state === 'delayed' ? `Retrying (attempt ${j.attempts})…` : 'Generating…';
+    });
+    clear(live);
+    if (job.state !== 'succeeded') {
+      live.appendChild(h('div', { class: 'alert', role: 'alert', dataset: { testid: 'generate-result' } },
+        `The invoice could not be generated: ${job.error || 'the job failed'}.`));
+      return;
+    }
+    const r = job.result || {};
+    const what = {
+      created: 'Draft created', updated: 'Draft refreshed with the latest usage', unchanged: 'Already up to date — nothing changed',
+      locked: 'This period is already issued; it was left as it is',
+    }[r.outcome] || 'Done';
+    live.appendChild(h('div', { class: 'alert success', role: 'status', dataset: { testid: 'generate-result', invoiceId: r.invoice_id || '' } },
+      h('strong', null, what), ` · ${INV_STATUS[r.status] ? INV_STATUS[r.status][0] : r.status} · total `,
+      h('span', { class: 'mono' }, money(r.total, r.currency)), ' · ',
+      r.invoice_id ? h('a', { href: `#/invoices/${encodeURIComponent(r.invoice_id)}` }, 'Open invoice →') : null));
+    onChanged();
+  }, (err) => (err.status === 422 && err.details.length ? null : errorText(err)));
+  panel.append(h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Generate invoice'),
+    h('p', { class: 'sub' }, 'Prices the customer\'s usage of the period with their plan. Running it again refreshes the draft; an issued invoice is never changed.'))),
+  h('div', { class: 'card-body' }, form));
+}
+
+function runDetail(run) {
+  const total = run.total == null ? null : Number(run.total);
+  const finished = (run.done || 0) + (run.failed || 0);
+  const pct = run.status === 'succeeded' ? 100 : total ? Math.floor((finished / total) * 100) : run.progress || 0;
+  const stat = (label, v, key) => h('div', { class: 'imp-stat' }, h('span', { class: 'imp-stat-label' }, label),
+    h('span', { class: 'imp-stat-value', dataset: { testid: `run-${key}` } }, v == null ? '—' : String(v)));
+  const failures = Array.isArray(run.failures) ? run.failures : [];
+  return h('div', { class: 'import-detail run-detail', dataset: { runId: run.id, status: run.status } },
+    h('div', { class: 'imp-top' },
+      h('div', null, h('strong', null, `Billing run · ${run.period}`),
+        h('span', { class: 'muted small' }, ` · started by ${run.created_by || '—'} · ${fmtStamp(run.created_at, browserTz())}`)),
+      h('span', { class: `badge ${RUN_BADGE[run.status] || ''}`, dataset: { testid: 'run-status' } }, run.status)),
+    h('div', { class: 'imp-progress' },
+      h('progress', { max: 100, value: pct, 'aria-label': 'Billing run progress' }),
+      h('span', { class: 'muted small', dataset: { testid: 'run-progress' } }, total == null ? 'Counting customers…' : `${finished} of ${total} customers`)),
+    h('div', { class: 'imp-stats' },
+      stat('Customers', run.total, 'total'), stat('Done', run.done, 'done'),
+      stat('Failed', run.failed, 'failed'), stat('Skipped (no plan)', run.skipped, 'skipped')),
+    run.error ? h('div', { class: 'alert', role: 'alert' }, run.error) : null,
+    failures.length ? h('div', { class: 'imp-errors' }, h('div', { class: 'small muted' }, 'Failed customers:'),
+      h('ul', null, failures.map((f) => h('li', null, h('code', null, f.customer_id), ' ', f.error || '')))) : null);
+}
+
+function runPanel(panel, onClose, onChanged) {
+  const monthIn = input({ type: 'month', value: prevMonth(), required: true });
+  const live = h('div', { class: 'run-live', 'aria-live': 'polite' });
+  const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Start billing run');
+  const recent = h('div', { class: 'run-recent' });
+  const form = h('form', { 'aria-label': 'Run billing' },
+    h('div', { class: 'grid cols-3' },
+      field({ label: 'Month', name: 'period', required: true, control: monthIn,
+        hint: 'Creates or refreshes a draft for every customer with a plan. Issued invoices are left alone.' })),
+    formAlert(),
+    live,
+    h('div', { class: 'form-actions' }, h('button', { class: 'btn', type: 'button', onclick: onClose }, 'Close'), btn));
+
+  async function watch(run) {
+    clear(live).appendChild(runDetail(run));
+    while (panel.isConnected && !RUN_DONE[run.status]) {
+      await sleep(1000);
+      if (!panel.isConnected) return run;
+      try {
+        run = await api('GET', `/v1/billing-runs/${encodeURIComponent(run.id)}`);
+      } catch (err) {
+        if (err.status === 401) return run;
+        continue;
+      }
+      clear(live).appendChild(runDetail(run));
+    }
+    return run;
+  }
+
+  onSubmit(form, btn, 'Running…', async () => {
+    if (!monthIn.value) throw new ApiError(422, { error: { message: 'Pick a month.', details: [{ field: 'period', message: 'Pick the month to bill.' }] } });
+    clear(live);
+    const meta = {};
+    const started = await api('POST', '/v1/billing-runs', { period: monthIn.value }, { meta });
+    // 202: a new run; 200: the month's run that is still going
+    if (meta.status === 200) toast(`A billing run for ${started.period} is already in progress; showing it.`);
+    const run = await watch(started);
+    if (run.status === 'succeeded') toast(`Billing run ${run.period} finished: ${run.done} done, ${run.failed} failed.`);
+    else if (run.status === 'failed') toast(`Billing run ${run.period} failed${run.error ? `: ${run.error}` : '.'}`, 'error');
+    onChanged();
+    drawRecent();
+  });
+
+  async function drawRecent() {
+    try {
+      const res = await api('GET', '/v1/billing-runs?limit=5');
+      clear(recent);
+      if (!res.data.length) return;
+      recent.appendChild(h('h3', { class: 'runs-title' }, 'Recent billing runs'));
+      recent.appendChild(h('div', { class: 'table-wrap' }, h('table', { class: 'table runs-table' },
+        h('caption', { class: 'sr-only' }, 'Recent billing runs'),
+        h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Month'), h('th', { scope: 'col' }, 'Status'),
+          h('th', { scope: 'col', class: 'right' }, 'Done'), h('th', { scope: 'col', class: 'right' }, 'Failed'),
+          h('th', { scope: 'col', class: 'hide-sm' }, 'Started'))),
+        h('tbody', null, res.data.map((r) => {
+          const show = async () => {
+            try { watch(await api('GET', `/v1/billing-runs/${encodeURIComponent(r.id)}`)); } catch (err) { toast(errorText(err), 'error'); }
+          };
+          return h('tr', { class: 'clickable', tabindex: 0, dataset: { runId: r.id }, onclick: show, onkeydown: (e) => { if (e.key === 'Enter') show(); } },
+            h('td', { class: 'mono' }, r.period),
+            h('td', null, h('span', { class: `badge ${RUN_BADGE[r.status] || ''}` }, r.status)),
+            h('td', { class: 'num right' }, r.total == null ? `${r.done}` : `${r.done} / ${r.total}`),
+            h('td', { class: 'num right' }, String(r.failed)),
+            h('td', { class: 'hide-sm nowrap' }, fmtStamp(r.created_at, browserTz())));
+        })))));
+    } catch { /* the form still works without the history */ }
+  }
+
+  panel.append(h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Run billing for a month'),
+    h('p', { class: 'sub' }, 'One draft per customer, generated in the background. You can leave this page; the run continues.'))),
+  h('div', { class: 'card-body' }, form), recent);
+  drawRecent();
+}
+
+// ---- one invoice ------------------------------------------------------------
+
+const SUB_LABEL = { day: ['day', 'days'], tier: ['tier', 'tiers'] };
+
+function invoiceLineRows(line, inv, idx) {
+  const cur = inv.currency;
+  const subs = line.sub_lines || [];
+  const subId = `inv-sub-${idx}`;
+  const kindOf = subs.length ? subs[0].kind : null;
+  let toggle = null;
+  const subBody = subs.length ? h('tbody', { class: 'sub-lines', id: subId, hidden: kindOf !== 'tier', dataset: { line: String(idx) } },
+    subs.map((s) => h('tr', { class: 'sub-line', dataset: { kind: s.kind } },
+      h('td', { class: 'sub-desc' }, s.kind === 'day' && s.day ? fmtUtcDay(Date.parse(`${s.day}T00:00:00Z`)) : s.description,
+        s.flat_fee && /[1-9]/.test(s.flat_fee) ? h('span', { class: 'muted small' }, ` · flat fee ${money(s.flat_fee, cur)}`) : null),
+      h('td', { class: 'num right', dataset: { value: s.quantity } }, s.quantity == null ? '—' : fmtQty(s.quantity)),
+      h('td', { class: 'num right hide-sm' }, s.unit_price == null ? '' : money(s.unit_price, cur)),
+      h('td', { class: 'num right', dataset: { value: s.amount == null ? '' : s.amount } }, s.amount == null ? '' : money(s.amount, cur))))) : null;
+  if (subs.length) {
+    const [one, many] = SUB_LABEL[kindOf] || ['row', 'rows'];
+    const label = `${subs.length} ${subs.length === 1 ? one : many}`;
+    toggle = h('button', { class: 'sub-toggle', type: 'button', 'aria-expanded': String(!subBody.hidden), 'aria-controls': subId,
+      'aria-label': `${subBody.hidden ? 'Show' : 'Hide'} ${label} of ${line.description}` },
+    h('span', { class: 'caret', 'aria-hidden': 'true' }, '▸'), label);
+    toggle.addEventListener('click', () => {
+      subBody.hidden = !subBody.hidden;
+      toggle.setAttribute('aria-expanded', String(!subBody.hidden));
+      toggle.setAttribute('aria-label', `${subBody.hidden ? 'Show' : 'Hide'} ${label} of ${line.description}`);
+    });
+  }
+  const extra = [];
+  if (line.metric) extra.push(h('span', { class: 'mono' }, line.metric));
+  if (line.model) extra.push(h('span', { class: 'badge' }, line.model));
+  if (line.kind === 'adjustment') {
+    extra.push(h('span', null, 'Late usage of ',
+      line.source_invoice ? h('a', { href: `#/invoices/${encodeURIComponent(line.source_invoice.id)}` }, line.source_invoice.number || 'an earlier invoice') : 'an earlier invoice',
+      line.adjusted_from != null ? `: ${fmtQty(line.adjusted_from)} → ${fmtQty(line.adjusted_to)}` : ''));
+  }
+  const billable = line.billable_quantity != null && line.quantity != null && line.billable_quantity !== line.quantity;
+  const main = h('tbody', { class: 'line' }, h('tr', { class: `inv-line kind-${line.kind}`, dataset: { kind: line.kind, position: String(line.position) } },
+    h('td', null,
+      h('div', { class: 'line-desc' }, h('span', { class: 'primary-cell' }, line.description), line.kind === 'minimum' || line.kind === 'adjustment' ? h('span', { class: 'badge kind' }, line.kind) : null),
+      extra.length || toggle ? h('div', { class: 'line-meta' }, extra, toggle) : null),
+    h('td', { class: 'num right', dataset: { value: line.quantity == null ? '' : line.quantity } },
+      line.quantity == null ? '' : fmtQty(line.quantity),
+      billable ? h('div', { class: 'muted small' }, `${fmtQty(line.billable_quantity)} billable`) : null),
+    h('td', { class: 'num right hide-sm' }, line.unit_price == null ? (subs.length && kindOf === 'tier' ? h('span', { class: 'muted' }, 'tiered') : '') : money(line.unit_price, cur)),
+    h('td', { class: 'num right amount', dataset: { value: line.amount }, title: line.amount_exact && line.amount_exact !== line.amount ? `Exact ${line.amount_exact}, rounded once to ${line.amount}` : null },
+      money(line.amount, cur))));
+  return [main, subBody];
+}
+
+async function pageInvoice(page, id) {
+  const crumbTail = h('span', null, '…');
+  const crumb = h('div', { class: 'crumb' }, h('a', { href: '#/invoices' }, 'Invoices'), ' / ', crumbTail);
+  page.appendChild(loading());
+  let inv;
+  try {
+    inv = await api('GET', `/v1/invoices/${encodeURIComponent(id)}`);
+  } catch (err) {
+    crumbTail.textContent = id;
+    clear(page).append(pageHead('Invoice not found', null, null, crumb),
+      h('div', { class: 'alert', role: 'alert' }, err.status === 404 ? 'There is no such invoice in this organization.' : errorText(err)));
+    return;
+  }
+  const head = h('div');
+  const actions = h('section', { class: 'card inv-actions', id: 'invoice-actions', 'aria-label': 'Invoice actions' });
+  const details = h('section', { class: 'card', id: 'invoice-details' });
+  const lines = h('section', { class: 'card', id: 'invoice-lines' });
+  const late = h('section', { class: 'card late-card', id: 'invoice-late', hidden: true });
+  const trail = h('section', { class: 'card', id: 'invoice-trail' });
+  const disputes = h('section', { class: 'card', id: 'invoice-disputes' });
+  clear(page).append(head, actions, details, lines, late, disputes, trail);
+
+  const title = () => (inv.number ? `Invoice ${inv.number}` : inv.status === 'void' ? 'Void draft' : 'Draft invoice');
+  function drawHead() {
+    crumbTail.textContent = inv.number || 'Draft';
+    const ph = pageHead(title(), `${inv.customer ? inv.customer.name : ''} · ${fmtPeriod(inv.period_start, inv.period_end)}`, null, crumb);
+    ph.querySelector('h1').append(' ', statusBadge(inv.status));
+    ph.querySelector('h1').classList.add('inv-title');
+    clear(head).appendChild(ph);
+  }
+
+  function drawDetails() {
+    const dd = (label, v, testid) => [h('dt', null, label), h('dd', { dataset: testid ? { testid } : null }, v)];
+    const open = inv.disputes ? inv.disputes.open : 0;
+    clear(details).append(h('div', { class: 'card-head' }, h('h2', null, 'Details'),
+      open ? h('a', { class: 'badge amber', href: '#invoice-disputes' }, `${open} open dispute${open === 1 ? '' : 's'}`) : null),
+    h('div', { class: 'card-body inv-summary' },
+      h('dl', { class: 'kv' },
+        dd('Number', inv.number ? h('span', { class: 'mono' }, inv.number) : h('span', { class: 'muted' }, 'Assigned when issued'), 'invoice-number'),
+        dd('Customer', inv.customer ? [h('a', { href: `#/customers/${encodeURIComponent(inv.customer.id)}` }, inv.customer.name), ' ',
+          h('span', { class: 'muted mono small' }, inv.customer.id)] : '—'),
+        dd('Period', [fmtPeriod(inv.period_start, inv.period_end), h('div', { class: 'muted small mono' }, `${inv.period_start} – ${inv.period_end} (end exclusive)`)]),
+        dd('Status', statusBadge(inv.status)),
+        inv.require_approval ? dd('Approval', 'Required before issue') : null,
+        dd('Generated', `${fmtStamp(inv.generated_at, browserTz())}${inv.version > 1 ? ` · version ${inv.version}` : ''}`),
+        inv.issued_at ? dd('Issued', fmtStamp(inv.issued_at, browserTz())) : null,
+        inv.paid_at ? dd('Paid', fmtStamp(inv.paid_at, browserTz())) : null,
+        inv.voided_at ? dd('Voided', fmtStamp(inv.voided_at, browserTz())) : null,
+        inv.notes ? dd('Notes', inv.notes) : null),
+      h('div', { class: 'amount-due' },
+        h('span', { class: 'stat-label' }, inv.status === 'paid' ? 'Total (paid)' : 'Total'),
+        h('span', { class: 'amount-value mono', dataset: { testid: 'invoice-total-head', value: inv.total } }, money(inv.total, inv.currency)))));
+  }
+
+  function drawLines() {
+    const body = [];
+    const items = (inv.lines || []).filter((l) => l.kind !== 'tax');
+    const taxLine = (inv.lines || []).find((l) => l.kind === 'tax');
+    items.forEach((l, i) => body.push(...invoiceLineRows(l, inv, i)));
+    const anyDays = items.some((l) => (l.sub_lines || []).some((s) => s.kind === 'day'));
+    const expandAll = anyDays ? h('button', { class: 'btn sm', type: 'button' }, 'Show daily usage') : null;
+    if (expandAll) {
+      expandAll.addEventListener('click', () => {
+        const toggles = [...lines.querySelectorAll('.sub-toggle')].filter((t) => document.getElementById(t.getAttribute('aria-controls')).querySelector('[data-kind="day"]'));
+        const show = toggles.some((t) => t.getAttribute('aria-expanded') === 'false');
+        for (const t of toggles) if ((t.getAttribute('aria-expanded') === 'false') === show) t.click();
+        expandAll.textContent = show ? 'Hide daily usage' : 'Show daily usage';
+      });
+    }
+    const cur = inv.currency;
+    clear(lines).append(h('div', { class: 'card-head' },
+      h('div', null, h('h2', null, 'Lines'), h('p', { class: 'sub' }, `Amounts in ${cur}, each rounded once to the currency's minor unit.`)), expandAll),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'table lines-table' },
+      h('caption', { class: 'sr-only' }, 'Invoice lines'),
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Description'), h('th', { scope: 'col', class: 'right' }, 'Quantity'),
+        h('th', { scope: 'col', class: 'right hide-sm' }, 'Unit price'), h('th', { scope: 'col', class: 'right' }, 'Amount'))),
+      body.filter(Boolean),
+      h('tfoot', null, [['Subtotal', 'subtotal'], [taxLine ? taxLine.description : 'Tax', 'tax'], ['Total', 'total']].map(([label, k]) => h('tr', { class: k === 'total' ? 'grand' : null },
+        h('th', { scope: 'row', colspan: 2 }, label), h('td', { class: 'hide-sm', 'aria-hidden': 'true' }),
+        h('td', { class: 'num right', dataset: { testid: `invoice-${k}`, value: inv[k] } }, money(inv[k], cur))))))));
+    if (!items.length) lines.appendChild(empty('No lines', 'This invoice has no lines.'));
+  }
+
+  function drawLate() {
+    const rows = inv.late_usage || [];
+    late.hidden = !rows.length;
+    if (!rows.length) { clear(late); return; }
+    clear(late).append(h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Late usage'),
+      h('p', { class: 'sub' }, 'Usage that arrived after this invoice was issued. It is billed as an adjustment on the customer\'s next invoice.'))),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'table late-table' },
+      h('caption', { class: 'sr-only' }, 'Late usage'),
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col', class: 'right' }, 'Billed'),
+        h('th', { scope: 'col', class: 'right' }, 'Now'), h('th', { scope: 'col', class: 'right' }, 'Late'), h('th', { scope: 'col' }, 'Adjusted on'))),
+      h('tbody', null, rows.map((r) => h('tr', { dataset: { metric: r.metric } },
+        h('td', { class: 'mono' }, r.metric),
+        h('td', { class: 'num right' }, fmtQty(r.billed_quantity)),
+        h('td', { class: 'num right' }, fmtQty(r.current_quantity)),
+        h('td', { class: 'num right late-qty', dataset: { value: r.late_quantity } }, fmtQty(r.late_quantity)),
+        h('td', null, (r.adjusted_on || []).length
+          ? (r.adjusted_on || []).map((a, i) => [i ? ', ' : '', h('a', { href: `#/invoices/${encodeURIComponent(a.id)}` }, a.number || 'draft'), ' ', statusBadge(a.status)])
+          : h('span', { class: 'muted' }, 'Not billed yet'))))))));
+  }
+
+  // ---- lifecycle
+  let ask = null;  // the open confirmation: 'reject' | 'void'
+  let problem = null;  // the last refused action, shown until the next one
+  async function act(a, comment) {
+    const body = comment ? { comment } : {};
+    try {
+      inv = await api('POST', `/v1/invoices/${encodeURIComponent(inv.id)}/${a.path}`, body);
+      problem = null;
+      ask = null;
+      toast(a.path === 'issue' ? `Invoice ${inv.number} issued.` : `Invoice ${INV_STATUS[inv.status] ? INV_STATUS[inv.status][0].toLowerCase() : inv.status}.`);
+    } catch (err) {
+      if (err.status === 422 && a.ask) throw err; // lands on the comment field
+      if (err.status === 401) return;
+      problem = err.status === 409
+        ? `${err.message}. The invoice changed since this page was loaded; it now shows its current state.`
+        : errorText(err);
+      ask = null;
+      try { inv = await api('GET', `/v1/invoices/${encodeURIComponent(inv.id)}`); } catch { /* keep what we have */ }
+    }
+    redraw();
+    loadTrail();
+  }
+
+  function askForm(a) {
+    const isReject = a.ask === 'reject';
+    const ta = h('textarea', { class: 'input textarea', rows: 3, required: isReject, maxlength: 4000,
+      placeholder: isReject ? 'What needs to change before this can be approved?' : 'Optional: why it is voided.' });
+    const go = h('button', { class: `btn ${isReject ? 'primary' : 'danger solid'}`, type: 'submit' }, isReject ? 'Reject invoice' : 'Void invoice');
+    const form = h('form', { class: 'ask-form', 'aria-label': isReject ? 'Reject invoice' : 'Void invoice' },
+      isReject ? null : h('div', { class: 'alert warn', role: 'note' }, inv.number
+        ? `Voiding ${inv.number} cancels it for good: it cannot be paid or reopened, and its number stays used.`
+        : 'Voiding this draft cancels it for good. Generating the period again creates a new draft.'),
+      field({ label: isReject ? 'Reason (required)' : 'Comment', name: 'comment', required: isReject, control: ta,
+        hint: isReject ? 'Sent back with the invoice to draft; it is kept in the audit trail.' : 'Kept in the audit trail.' }),
+      formAlert(),
+      h('div', { class: 'form-actions' }, h('button', { class: 'btn', type: 'button', onclick: () => { ask = null; drawActions(); } }, isReject ? 'Cancel' : 'Keep invoice'), go));
+    onSubmit(form, go, isReject ? 'Rejecting…' : 'Voiding…', async () => {
+      const comment = ta.value.trim();
+      if (isReject && !comment) throw new ApiError(422, { error: { message: 'A comment is required.', details: [{ field: 'comment', message: 'Say why the invoice is rejected.' }] } });
+      await act(a, comment || null);
+    });
+    return form;
+  }
+
+  function drawActions() {
+    const allowed = INV_LIFECYCLE.filter((a) => a.from.includes(inv.status) && a.may() && (!a.when || a.when(inv)));
+    const notes = [];
+    if (inv.status === 'draft' && inv.require_approval && canBill()) notes.push('This customer requires approval: submit the draft, then an approver approves it before it can be issued.');
+    if (inv.status === 'pending_approval' && !canApprove() && canBill()) notes.push('Waiting for an approver.');
+    if (inv.status === 'approved' && !canBill()) notes.push('Approved; finance issues it.');
+    clear(actions);
+    if (!allowed.length) {
+      const why = hasRole('viewer') ? 'You have read-only access to invoices.'
+        : inv.status === 'paid' ? 'This invoice is paid. Nothing more to do.'
+          : inv.status === 'void' ? 'This invoice is void.'
+            : `Your role (${ROLE_LABEL[role()] || role()}) has no action on an invoice that is ${(INV_STATUS[inv.status] || [inv.status])[0].toLowerCase()}.`;
+      actions.appendChild(h('div', { class: 'card-body inv-actions-body' }, h('p', { class: 'muted', dataset: { testid: 'no-actions' } }, why),
+        notes.map((n) => h('p', { class: 'muted small' }, n))));
+    } else {
+      const bar = h('div', { class: 'inv-buttons', role: 'group', 'aria-label': 'Invoice lifecycle' });
+      for (const a of allowed) {
+        const b = h('button', { class: `btn ${a.ask === 'void' ? 'danger' : a.primary ? 'primary' : ''}`, type: 'button',
+          dataset: { action: a.path }, 'aria-expanded': a.ask ? String(ask === a.path) : null }, a.label);
+        b.addEventListener('click', async () => {
+          if (a.ask) { ask = ask === a.path ? null : a.path; drawActions(); return; }
+          bar.querySelectorAll('button').forEach((x) => { x.disabled = true; });
+          b.textContent = `${a.label}…`;
+          await act(a, null);
+        });
+        bar.appendChild(b);
+      }
+      actions.appendChild(h('div', { class: 'card-body inv-actions-body' },
+        h('div', { class: 'inv-actions-row' }, h('h2', { class: 'sr-only' }, 'Actions'), bar,
+          notes.length ? h('p', { class: 'muted small' }, notes.join(' ')) : null),
+        ask ? askForm(INV_LIFECYCLE.find((a) => a.path === ask)) : null));
+    }
+    if (problem) {
+      actions.firstChild.prepend(h('div', { class: 'alert', role: 'alert', dataset: { testid: 'action-error' } }, problem));
+    }
+    const f = actions.querySelector('textarea');
+    if (f) f.focus();
+  }
+
+  // ---- audit trail
+  async function loadTrail() {
+    const rows = [];
+    try {
+      let cursor = null;
+      do {
+        const res = await api('GET', `/v1/invoices/${encodeURIComponent(inv.id)}/actions?limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+        rows.push(...res.data);
+        cursor = res.next_cursor;
+      } while (cursor && rows.length < 2000);
+    } catch (err) {
+      if (err.status === 401) return;
+      clear(trail).append(h('div', { class: 'card-head' }, h('h2', null, 'Audit trail')),
+        h('div', { class: 'card-body' }, h('div', { class: 'alert', role: 'alert' }, errorText(err))));
+      return;
+    }
+    const tz = browserTz();
+    clear(trail).append(h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Audit trail'),
+      h('p', { class: 'sub' }, 'Every generation and transition, oldest first.'))),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'table trail-table' },
+      h('caption', { class: 'sr-only' }, 'Audit trail'),
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, `Time (${tz})`), h('th', { scope: 'col' }, 'Actor'),
+        h('th', { scope: 'col' }, 'Action'), h('th', { scope: 'col', class: 'hide-sm' }, 'Status'), h('th', { scope: 'col' }, 'Comment'))),
+      h('tbody', null, rows.map((r) => h('tr', { dataset: { action: r.action } },
+        h('td', { class: 'nowrap', title: r.created_at }, fmtStamp(r.created_at, tz)),
+        h('td', { class: 'actor' }, r.actor || '—'),
+        h('td', null, INV_ACTION_LABEL[r.action] || r.action),
+        h('td', { class: 'nowrap hide-sm' }, r.from_status && r.to_status && r.from_status !== r.to_status
+          ? [statusBadge(r.from_status), h('span', { class: 'arrow', 'aria-label': 'to' }, ' → '), statusBadge(r.to_status)]
+          : r.to_status ? statusBadge(r.to_status) : '—'),
+        h('td', { class: 'comment' }, r.comment || h('span', { class: 'muted' }, '—'))))))));
+  }
+
+  // ---- disputes
+  async function loadDisputes() {
+    let list;
+    try {
+      list = await listAll(`/v1/disputes?invoice_id=${encodeURIComponent(inv.id)}`, 200);
+      list = await Promise.all(list.map((d) => api('GET', `/v1/disputes/${encodeURIComponent(d.id)}`)));
+    } catch (err) {
+      if (err.status === 401) return;
+      clear(disputes).append(h('div', { class: 'card-head' }, h('h2', null, 'Disputes')),
+        h('div', { class: 'card-body' }, h('div', { class: 'alert', role: 'alert' }, errorText(err))));
+      return;
+    }
+    list.sort((a, b) => (a.status === b.status ? Date.parse(b.created_at) - Date.parse(a.created_at) : a.status === 'open' ? -1 : 1));
+    const changed = async () => {
+      try { inv = await api('GET', `/v1/invoices/${encodeURIComponent(inv.id)}`); drawDetails(); } catch { /* counts only */ }
+      await Promise.all([loadDisputes(), loadTrail()]);
+    };
+    clear(disputes).append(h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Disputes'),
+      h('p', { class: 'sub' }, 'Questions about this invoice, between your team and Meterline support.'))));
+    const body = h('div', { class: 'card-body disputes-body' });
+    disputes.appendChild(body);
+    if (!list.length) body.appendChild(h('p', { class: 'muted', dataset: { testid: 'no-disputes' } }, 'No disputes on this invoice.'));
+    for (const d of list) body.appendChild(disputeThread(d, changed));
+    if (canOpenDispute()) body.appendChild(openDisputeForm(changed));
+  }
+
+  function openDisputeForm(changed) {
+    const ta = h('textarea', { class: 'input textarea', rows: 3, maxlength: 10000, placeholder: 'What looks wrong on this invoice?' });
+    const btn = h('button', { class: 'btn', type: 'submit' }, 'Open dispute');
+    const form = h('form', { class: 'dispute-open', 'aria-label': 'Open a dispute' },
+      field({ label: 'Open a dispute', name: 'message', required: true, control: ta, hint: 'Starts a thread that stays with the invoice until it is resolved.' }),
+      formAlert(),
+      h('div', { class: 'form-actions' }, btn));
+    onSubmit(form, btn, 'Opening…', async () => {
+      const message = ta.value.trim();
+      if (!message) throw new ApiError(422, { error: { message: 'Write a message.', details: [{ field: 'message', message: 'Describe the problem.' }] } });
+      await api('POST', `/v1/invoices/${encodeURIComponent(inv.id)}/disputes`, { message });
+      toast('Dispute opened.');
+      await changed();
+    });
+    return form;
+  }
+
+  function disputeThread(d, changed) {
+    const open = d.status === 'open';
+    const tz = browserTz();
+    const art = h('article', { class: `dispute ${open ? 'open' : 'resolved'}`, dataset: { disputeId: d.id, status: d.status }, 'aria-label': `Dispute opened by ${d.opened_by}` },
+      h('div', { class: 'dispute-head' },
+        h('div', null, h('strong', null, `Opened by ${d.opened_by}`), h('span', { class: 'muted small' }, ` · ${fmtStamp(d.created_at, tz)}`),
+          d.resolved_at ? h('span', { class: 'muted small' }, ` · resolved by ${d.resolved_by || '—'} ${fmtStamp(d.resolved_at, tz)}`) : null),
+        h('span', { class: `badge ${open ? 'amber' : 'green'}` }, open ? 'Open' : 'Resolved')),
+      h('ol', { class: 'thread', 'aria-label': 'Messages' }, (d.messages || []).map((m) => h('li', { class: `msg ${m.author_role === 'admin' ? 'support' : ''}`, dataset: { messageId: String(m.id) } },
+        h('div', { class: 'msg-head' }, h('span', { class: 'msg-author' }, m.author),
+          h('span', { class: `badge role ${m.author_role === 'admin' ? 'amber' : ''}` }, m.author_role === 'admin' ? 'Meterline support' : (ROLE_LABEL[m.author_role] || m.author_role)),
+          h('span', { class: 'muted small', title: m.created_at }, fmtStamp(m.created_at, tz))),
+        h('div', { class: 'msg-body' }, m.message)))));
+    if (open && (canReplyDispute() || canResolveDispute())) {
+      const ta = h('textarea', { class: 'input textarea', rows: 2, maxlength: 10000, placeholder: 'Write a reply…' });
+      const send = canReplyDispute() ? h('button', { class: 'btn primary', type: 'submit' }, 'Send reply') : null;
+      const resolve = canResolveDispute() ? h('button', { class: 'btn', type: 'button' }, 'Resolve dispute') : null;
+      const form = h('form', { class: 'dispute-reply', 'aria-label': 'Reply to dispute' },
+        field({ label: canReplyDispute() ? 'Reply' : 'Closing comment', name: 'message', control: ta,
+          hint: resolve ? 'Resolving adds what is written here as the closing comment.' : null }),
+        formAlert(),
+        h('div', { class: 'form-actions' }, resolve, send));
+      if (send) {
+        onSubmit(form, send, 'Sending…', async () => {
+          const message = ta.value.trim();
+          if (!message) throw new ApiError(422, { error: { message: 'Write a reply.', details: [{ field: 'message', message: 'Write a reply first.' }] } });
+          await api('POST', `/v1/disputes/${encodeURIComponent(d.id)}/messages`, { message });
+          await changed();
+        });
+      } else {
+        form.addEventListener('submit', (e) => e.preventDefault());
+      }
+      if (resolve) {
+        resolve.addEventListener('click', async () => {
+          resolve.disabled = true;
+          clearErrors(form);
+          try {
+            const comment = ta.value.trim();
+            await api('POST', `/v1/disputes/${encodeURIComponent(d.id)}/resolve`, comment ? { comment } : {});
+            toast('Dispute resolved.');
+            await changed();
+          } catch (err) {
+            showErrors(form, err);
+            resolve.disabled = false;
+          }
+        });
+      }
+      art.appendChild(form);
+    }
+    return art;
+  }
+
+  function redraw() {
+    drawHead();
+    drawActions();
+    drawDetails();
+    drawLines();
+    drawLate();
+  }
+  redraw();
+  await Promise.all([loadTrail(), loadDisputes()]);
+}
+
+// ---------------------------------------------------------------------------
 // coming soon
 
 const SOON = {
-  invoices: ['Invoices', 'invoices', 'Generate drafts from metered usage, route them through approval, issue them with gapless numbers and download the PDFs.',
-    'Invoices are generated from the plans and usage you set up today.'],
   reports: ['Reports', 'reports', 'Render usage and invoice reports as PDF files in the background and download them when they are ready.',
     'Reports will cover every customer and metric you define.'],
 };
