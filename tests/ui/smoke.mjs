@@ -6,7 +6,9 @@
 // billing-worker process (ML_WORKER_BIN, BILLING_WORKERS=1, same storage
 // directory) to ingest usage and run CSV imports, waits for /readyz, drives a
 // fresh Chromium profile through the console the way a new customer would,
-// and checks what is on screen and what the server answered.
+// and checks what is on screen and what the server answered.  The invoice
+// steps start a second, throw-away Chromium for an approver, so that two
+// people act on one invoice at once (a stale page meets the 409).
 //
 //   ML_API_BIN    billing-api binary        (default ../../build-test/api/billing-api)
 //   ML_WORKER_BIN billing-worker binary     (default: ../worker/billing-worker next to ML_API_BIN's directory)
@@ -119,9 +121,11 @@ async function stopProc(p) {
 const stopServer = () => stopProc(server);
 
 let cleaned = false;
+const cleanups = []; // extra browsers a step started
 async function cleanup() {
   if (cleaned) return;
   cleaned = true;
+  for (const c of cleanups) await c();
   if (context) await Promise.race([context.close().catch(() => {}), sleep(5000)]);
   await stopProc(worker);
   await stopServer();
@@ -301,18 +305,18 @@ async function main() {
     await visible(page.getByText(OWNER.name, { exact: true }), 'user name in the top bar');
     await visible(page.getByRole('heading', { name: 'Getting started' }), 'getting-started checklist');
     assertEq(await text(page.locator('[data-testid="count-customers"]')), '0', 'customer count');
-    for (const soon of ['Invoices', 'Reports']) {
+    for (const soon of ['Reports']) {
       const link = page.locator('nav.sidenav a', { hasText: soon });
       assert((await text(link)).includes('Soon'), `${soon} is marked coming soon`);
     }
-    assert(!(await text(nav('Usage'))).includes('Soon'), 'Usage is no longer marked coming soon');
+    for (const done of ['Usage', 'Invoices']) assert(!(await text(nav(done))).includes('Soon'), `${done} is no longer marked coming soon`);
     const cookie = (await context.cookies(base)).find((c) => c.name === 'meterline_session');
     assert(cookie && cookie.httpOnly, 'meterline_session cookie is set and HttpOnly');
     await shot('overview');
   });
 
-  await step('"coming soon" placeholders for Invoices and Reports', async () => {
-    for (const soon of ['Invoices', 'Reports']) {
+  await step('"coming soon" placeholder for Reports', async () => {
+    for (const soon of ['Reports']) {
       await nav(new RegExp(`^${soon}`)).click();
       await visible(page.getByRole('heading', { name: `${soon} is coming soon` }), `${soon} placeholder`);
       assertEq(new URL(page.url()).hash, `#/${soon.toLowerCase()}`, `${soon} URL`);
@@ -640,6 +644,210 @@ async function main() {
     await shot('usage-import');
   });
 
+  // ---- invoices: generate, lines = API, submit → approve (second browser) →
+  // issue, a stale button's 409, dispute thread, mark paid, billing run -------
+  const APPROVER = { email: `ui-approver-${RUN}@example.test`, password: 'approver-password-1', name: 'Abe Approver' };
+  const month = new Date().toISOString().slice(0, 7); // the posted usage is in this month (UTC)
+  const now = new Date();
+  const prevMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1)).toISOString().slice(0, 7);
+  const asOwner = (p, init = {}) => fetch(`${base}${p}`, { ...init, headers: { Authorization: `Bearer ${ownerToken}`, 'Content-Type': 'application/json', ...(init.headers || {}) } });
+  // the page redraws after the response: wait for the badge rather than read it
+  const statusIs = (label, what) => visible(page.locator('#invoice-details [data-testid="invoice-status"]', { hasText: label }), `${what}: status "${label}"`);
+  let invId = null;
+  let invJson = null;
+
+  await step('invoices: generate a draft from the page (job polled until done)', async () => {
+    await nav('Invoices').click();
+    await visible(page.getByRole('heading', { name: 'Invoices', exact: true }), 'Invoices heading');
+    assertEq(await page.getByRole('tab', { name: 'Current' }).getAttribute('aria-selected'), 'true', 'Current tab selected');
+    await visible(page.getByText('No open invoices'), 'empty invoice list');
+    // last month: past the 100 included units and the free first tier (priced tiers), and
+    // outside the current month the usage checks below add up
+    const u = await postUsage([{ event_id: `inv1-${RUN}`, customer_id: ACME, metric: 'api_calls', quantity: '1500', timestamp: `${prevMonth}-01T12:00:00Z` }]);
+    assertEq(u.status, 202, 'POST /v1/usage (last month) status');
+    await waitStored(7, 'last month\'s event');
+    await page.getByRole('button', { name: 'Generate invoice' }).click();
+    const form = page.getByRole('form', { name: 'Generate invoice' });
+    await form.getByLabel('Customer').fill(ACME);
+    assertEq(await form.getByLabel('Month', { exact: true }).inputValue(), prevMonth, 'the month defaults to last month');
+    const r = await clickFor(form.getByRole('button', { name: 'Generate draft' }), 'POST', '/v1/invoices');
+    assertEq(r.status(), 202, 'POST /v1/invoices status');
+    const sent = r.request().postDataJSON();
+    assertEq(sent.customer_id, ACME, 'customer sent');
+    assert(sent.period_start === `${prevMonth}-01` && sent.period_end === `${month}-01`, `period sent: ${JSON.stringify(sent)}`);
+    const result = page.locator('[data-testid="generate-result"]');
+    await result.waitFor({ timeout: 15_000 });
+    assert((await text(result)).startsWith('Draft created'), `generate result: ${await text(result)}`);
+    invId = await result.getAttribute('data-invoice-id');
+    const api = await asOwner(`/v1/invoices/${invId}`);
+    assertEq(api.status, 200, 'GET /v1/invoices/{id}');
+    invJson = await api.json();
+    assert((await text(result)).includes(`${invJson.total} ${invJson.currency}`), 'result names the total');
+    await visible(page.locator(`tr[data-invoice-id="${invId}"][data-status="draft"]`), 'draft in the Current list');
+    await shot('invoice-generated');
+  });
+
+  await step('invoice page: lines, sub-lines and totals exactly as the API gives them', async () => {
+    await page.getByRole('link', { name: 'Open invoice →' }).click();
+    await visible(page.getByRole('heading', { name: 'Draft invoice' }), 'draft heading');
+    assertEq(new URL(page.url()).hash, `#/invoices/${invId}`, 'invoice URL');
+    const lines = invJson.lines.filter((l) => l.kind !== 'tax');
+    assert(lines.some((l) => l.kind === 'base_fee') && lines.some((l) => l.kind === 'usage'), `lines: ${JSON.stringify(invJson.lines.map((l) => l.kind))}`);
+    assertEq(await page.locator('#invoice-lines tr.inv-line').count(), lines.length, 'line rows');
+    for (const l of lines) {
+      const tr = page.locator(`#invoice-lines tr.inv-line[data-position="${l.position}"]`);
+      const t = await text(tr);
+      assert(t.includes(l.description) && t.includes(`${l.amount} ${invJson.currency}`), `line ${l.position} shows "${l.description}" and ${l.amount}: ${t}`);
+      assertEq(await tr.locator('td.amount').getAttribute('data-value'), l.amount, `line ${l.position} amount`);
+      if (l.quantity != null) assertEq(await tr.locator('td.num').first().getAttribute('data-value'), l.quantity, `line ${l.position} quantity`);
+    }
+    const tiered = lines.find((l) => (l.sub_lines || []).some((x) => x.kind === 'tier'));
+    assert(tiered, 'the graduated charge has tier sub-lines');
+    const subs = page.locator(`#invoice-lines tbody.sub-lines[data-line="${lines.indexOf(tiered)}"] tr.sub-line`);
+    assertEq(await subs.count(), tiered.sub_lines.length, 'tier sub-lines shown');
+    await visible(subs.first(), 'tier sub-lines expanded');
+    assert((await text(subs.first())).includes(tiered.sub_lines[0].description), 'tier sub-line description');
+    const toggle = page.locator('#invoice-lines .sub-toggle').first();
+    await toggle.click();
+    assertEq(await toggle.getAttribute('aria-expanded'), 'false', 'sub-lines collapse');
+    await toggle.click();
+    for (const [k, v] of [['subtotal', invJson.subtotal], ['tax', invJson.tax], ['total', invJson.total]]) {
+      const cell = page.locator(`[data-testid="invoice-${k}"]`);
+      assertEq(await cell.getAttribute('data-value'), v, `${k} value`);
+      assertEq(await text(cell), `${v} ${invJson.currency}`, `${k} shown`);
+    }
+    assertEq(await text(page.locator('[data-testid="invoice-total-head"]')), `${invJson.total} ${invJson.currency}`, 'total in the header');
+    // Acme requires approval: a draft is submitted, not issued
+    await visible(page.getByRole('button', { name: 'Submit for approval' }), 'Submit button');
+    assertEq(await page.getByRole('button', { name: 'Issue invoice' }).count(), 0, 'no Issue on a draft that needs approval');
+    await visible(page.locator('#invoice-trail tr[data-action="generate"]'), 'generation in the audit trail');
+    await shot('invoice-draft');
+  });
+
+  let browser2 = null;
+  let page2 = null;
+  cleanups.push(async () => { if (browser2) await Promise.race([browser2.close().catch(() => {}), sleep(5000)]); });
+  await step('submit; an approver (second browser) approves; the stale Approve gets the 409; issue assigns the number', async () => {
+    let r = await clickFor(page.getByRole('button', { name: 'Submit for approval' }), 'POST', `/v1/invoices/${invId}/submit`);
+    assertEq(r.status(), 200, 'submit status');
+    await statusIs('Pending approval', 'status after submit');
+    await visible(page.getByRole('button', { name: 'Approve' }), 'owners may approve too');
+    const u = await asOwner('/v1/users', { method: 'POST', body: JSON.stringify({ ...APPROVER, role: 'approver' }) });
+    assertEq(u.status, 201, 'POST /v1/users (approver)');
+
+    browser2 = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'], timeout: 15_000 });
+    page2 = await (await browser2.newContext({ viewport: { width: 1280, height: 860 } })).newPage();
+    page2.setDefaultTimeout(STEP_TIMEOUT_MS);
+    page2.on('pageerror', (e) => consoleProblems.push(`uncaught (approver): ${e.message}`));
+    await page2.goto(`${base}/#/invoices/${invId}`);
+    await page2.getByLabel('Email').fill(APPROVER.email);
+    await page2.getByLabel('Password').fill(APPROVER.password);
+    await page2.getByRole('button', { name: 'Sign in' }).click();
+    await visible(page2.getByRole('button', { name: 'Approve' }), 'Approve for the approver');
+    for (const no of ['Issue invoice', 'Void', 'Submit for approval', 'Mark paid']) {
+      assertEq(await page2.getByRole('button', { name: no, exact: true }).count(), 0, `no "${no}" for an approver`);
+    }
+    assertEq(await page2.getByRole('button', { name: 'Generate invoice' }).count(), 0, 'approvers do not generate');
+    await page2.getByRole('button', { name: 'Reject', exact: true }).click();
+    await page2.getByRole('button', { name: 'Reject invoice' }).click();
+    await visible(page2.locator('[data-error-for="comment"]:visible'), 'a rejection needs a comment');
+    await page2.getByRole('button', { name: 'Cancel' }).click();
+    const [a] = await Promise.all([
+      page2.waitForResponse((x) => x.request().method() === 'POST' && new URL(x.url()).pathname === `/v1/invoices/${invId}/approve`),
+      page2.getByRole('button', { name: 'Approve' }).click(),
+    ]);
+    assertEq(a.status(), 200, 'approve status');
+    await visible(page2.locator('#invoice-details [data-testid="invoice-status"]', { hasText: 'Approved' }), 'approved on the approver\'s page');
+    const p2shot = path.join(ARTIFACTS, `ui-${String(shots.length + 1).padStart(2, '0')}-approver-approved.png`);
+    if (await page2.screenshot({ path: p2shot, fullPage: true }).then(() => true, () => false)) shots.push(p2shot);
+
+    r = await clickFor(page.getByRole('button', { name: 'Approve' }), 'POST', `/v1/invoices/${invId}/approve`);
+    assertEq(r.status(), 409, 'approving twice (stale page) status');
+    const msg = (await r.json()).error.message;
+    await visible(page.locator('[data-testid="action-error"]', { hasText: msg }), `409 message "${msg}" on screen`);
+    assert(msg.includes('approved'), `409 message names the current state: ${msg}`);
+    await visible(page.locator('#invoice-details [data-testid="invoice-status"]', { hasText: 'Approved' }), 'page refreshed to the current state');
+    await shot('invoice-409');
+
+    r = await clickFor(page.getByRole('button', { name: 'Issue invoice' }), 'POST', `/v1/invoices/${invId}/issue`);
+    assertEq(r.status(), 200, 'issue status');
+    const issued = await r.json();
+    assert(/^[A-Z0-9]+-\d{4}-\d{6}$/.test(issued.number || ''), `issued number: ${issued.number}`);
+    await visible(page.getByRole('heading', { name: `Invoice ${issued.number}` }), 'number in the heading');
+    assertEq(await text(page.locator('[data-testid="invoice-number"]')), issued.number, 'number in the details');
+    await statusIs('Issued', 'status after issue');
+    await page.locator('#invoice-trail tr[data-action="issue"]').waitFor();
+    const trail = await page.locator('#invoice-trail tr[data-action]').evaluateAll((rows) => rows.map((x) => x.dataset.action));
+    assertEq(trail.join(','), 'generate,submit,approve,issue', 'audit trail actions');
+    await visible(page.locator('#invoice-trail tr[data-action="approve"]', { hasText: APPROVER.email }), 'the approver named in the trail');
+    invJson = issued;
+    await shot('invoice-issued');
+  });
+
+  await step('dispute: open it, see it in the thread, the approver replies, owner resolves', async () => {
+    const form = page.getByRole('form', { name: 'Open a dispute' });
+    await form.getByLabel('Open a dispute').fill(`Why 49.00 for ${RUN}?`);
+    const r = await clickFor(form.getByRole('button', { name: 'Open dispute' }), 'POST', `/v1/invoices/${invId}/disputes`);
+    assertEq(r.status(), 201, 'POST disputes status');
+    const d = await r.json();
+    const thread = page.locator(`article.dispute[data-dispute-id="${d.id}"]`);
+    await visible(thread.locator('.msg-body', { hasText: `Why 49.00 for ${RUN}?` }), 'first message in the thread');
+    assertEq(await thread.getAttribute('data-status'), 'open', 'dispute open');
+    await visible(page.locator('#invoice-details', { hasText: '1 open dispute' }), 'open dispute count');
+    await page2.reload();
+    const t2 = page2.locator(`article.dispute[data-dispute-id="${d.id}"]`);
+    await t2.getByLabel('Reply', { exact: true }).fill('Base fee of the Growth plan.');
+    const [m] = await Promise.all([
+      page2.waitForResponse((x) => x.request().method() === 'POST' && new URL(x.url()).pathname === `/v1/disputes/${d.id}/messages`),
+      t2.getByRole('button', { name: 'Send reply' }).click(),
+    ]);
+    assertEq(m.status(), 201, 'approver reply status');
+    assertEq(await t2.getByRole('button', { name: 'Resolve dispute' }).count(), 0, 'approvers do not resolve');
+    await page.reload();
+    await visible(thread.locator('.msg-body', { hasText: 'Base fee of the Growth plan.' }), 'reply in the owner\'s thread');
+    await thread.getByLabel('Reply', { exact: true }).fill('Thanks, resolved.');
+    const res = await clickFor(thread.getByRole('button', { name: 'Resolve dispute' }), 'POST', `/v1/disputes/${d.id}/resolve`);
+    assertEq(res.status(), 200, 'resolve status');
+    await visible(page.locator(`article.dispute[data-dispute-id="${d.id}"][data-status="resolved"]`), 'dispute resolved');
+    assertEq(await page.locator(`article.dispute[data-dispute-id="${d.id}"] .msg`).count(), 3, 'three messages in the thread');
+    await visible(page.locator('#invoice-trail tr[data-action="dispute_resolve"]'), 'resolution in the audit trail');
+    await shot('invoice-dispute');
+  });
+
+  await step('mark paid: the invoice moves from Current to Past', async () => {
+    const r = await clickFor(page.getByRole('button', { name: 'Mark paid' }), 'POST', `/v1/invoices/${invId}/mark-paid`);
+    assertEq(r.status(), 200, 'mark-paid status');
+    await statusIs('Paid', 'status after mark paid');
+    await visible(page.locator('[data-testid="no-actions"]', { hasText: 'paid' }), 'nothing more to do');
+    await page.getByRole('link', { name: 'Invoices', exact: true }).first().click();
+    await visible(page.getByText('No open invoices'), 'no current invoice left');
+    await page.getByRole('tab', { name: 'Past' }).click();
+    const row = page.locator(`tr[data-invoice-id="${invId}"][data-status="paid"]`);
+    await visible(row, 'paid invoice in Past');
+    const t = await text(row);
+    assert(t.includes(invJson.number) && t.includes(`${invJson.total} ${invJson.currency}`), `past row: ${t}`);
+  });
+
+  await step('run billing for the month: progress, then done/total as the API counts them', async () => {
+    const p = await asOwner(`/v1/customers/${GLOBEX}`, { method: 'PATCH', body: JSON.stringify({ plan: 'growth' }) });
+    assertEq(p.status, 200, 'Globex on the plan too');
+    await page.getByRole('button', { name: 'Run billing for a month' }).click();
+    const form = page.getByRole('form', { name: 'Run billing' });
+    await form.getByLabel('Month', { exact: true }).fill(month);
+    const r = await clickFor(form.getByRole('button', { name: 'Start billing run' }), 'POST', '/v1/billing-runs');
+    assert([200, 202].includes(r.status()), `POST /v1/billing-runs status ${r.status()}`);
+    const run = await r.json();
+    const done = page.locator(`.run-detail[data-run-id="${run.id}"][data-status="succeeded"]`);
+    await done.waitFor({ timeout: 20_000 }).catch(async () => { throw new Fail(`run did not succeed: ${await text(page.locator('.run-live'))}`); });
+    const api = await (await asOwner(`/v1/billing-runs/${run.id}`)).json();
+    assertEq(api.total, 2, 'customers with a plan');
+    for (const k of ['total', 'done', 'failed', 'skipped']) assertEq(await text(done.locator(`[data-testid="run-${k}"]`)), String(api[k]), `run ${k}`);
+    assertEq(await text(done.locator('[data-testid="run-progress"]')), `${api.done + api.failed} of ${api.total} customers`, 'run progress');
+    await page.getByRole('tab', { name: 'Current' }).click();
+    await visible(page.locator('tr[data-status="draft"]', { hasText: GLOBEX }), 'Globex draft from the run');
+    await shot('invoice-billing-run');
+  });
+
   let key = null;
   await step('create an API key: shown once, works, copy button', async () => {
     await nav('Settings').click();
@@ -727,6 +935,17 @@ async function main() {
     assertEq(await page.getByRole('form', { name: 'Import CSV' }).count(), 0, 'no import form for a viewer');
     assertEq(await page.locator('input[type="file"]').count(), 0, 'no file input for a viewer');
     await shot('viewer-usage');
+    await nav('Invoices').click();
+    await visible(page.locator('tr[data-status="draft"]', { hasText: GLOBEX }), 'viewer sees invoices');
+    assertEq(await page.getByRole('button', { name: 'Generate invoice' }).count(), 0, 'no Generate for a viewer');
+    assertEq(await page.getByRole('button', { name: 'Run billing for a month' }).count(), 0, 'no billing run for a viewer');
+    await page.locator('tr[data-status="draft"]', { hasText: GLOBEX }).click();
+    await visible(page.getByRole('heading', { name: 'Draft invoice' }), 'viewer opens a draft');
+    await visible(page.locator('[data-testid="no-actions"]', { hasText: 'read-only' }), 'read-only note');
+    assertEq(await page.locator('#invoice-actions button').count(), 0, 'no lifecycle buttons for a viewer');
+    assertEq(await page.getByRole('form', { name: 'Open a dispute' }).count(), 0, 'viewers do not open disputes');
+    await visible(page.locator('#invoice-lines tr.inv-line').first(), 'viewer sees the lines');
+    await shot('viewer-invoice');
     await logout();
   });
 
@@ -795,6 +1014,17 @@ async function main() {
     const overflow3 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert(overflow3 <= 1, `usage page overflows horizontally by ${overflow3}px`);
     await shot('mobile-usage', false);
+    await nav('Invoices').click();
+    await visible(page.locator('tr[data-invoice-id]').first(), 'invoice list on mobile');
+    const overflow4 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow4 <= 1, `invoice list overflows horizontally by ${overflow4}px`);
+    await page.getByRole('tab', { name: 'Past' }).click();
+    await page.locator(`tr[data-invoice-id="${invId}"]`).click();
+    await visible(page.locator('#invoice-lines tr.inv-line').first(), 'invoice lines on mobile');
+    await visible(page.locator('article.dispute[data-status="resolved"]'), 'admin sees the dispute thread');
+    const overflow5 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow5 <= 1, `invoice page overflows horizontally by ${overflow5}px`);
+    await shot('mobile-invoice', true);
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
