@@ -2706,9 +2706,9 @@ function invoiceLineRows(line, inv, idx) {
   if (line.metric) extra.push(h('span', { class: 'mono' }, line.metric));
   if (line.model) extra.push(h('span', { class: 'badge' }, line.model));
   if (line.kind === 'adjustment') {
-    extra.push(h('span', null, 'Late usage of ',
+    extra.push(h('span', null, 'Adjusts ',
       line.source_invoice ? h('a', { href: `#/invoices/${encodeURIComponent(line.source_invoice.id)}` }, line.source_invoice.number || 'an earlier invoice') : 'an earlier invoice',
-      line.adjusted_from != null ? `: ${fmtQty(line.adjusted_from)} → ${fmtQty(line.adjusted_to)}` : ''));
+      line.adjusted_from != null ? ` · billed ${fmtQty(line.adjusted_from)} → ${fmtQty(line.adjusted_to)}` : ''));
   }
   const billable = line.billable_quantity != null && line.quantity != null && line.billable_quantity !== line.quantity;
   const main = h('tbody', { class: 'line' }, h('tr', { class: `inv-line kind-${line.kind}`, dataset: { kind: line.kind, position: String(line.position) } },
@@ -2823,7 +2823,7 @@ async function pageInvoice(page, id) {
         h('td', { class: 'num right' }, fmtQty(r.current_quantity)),
         h('td', { class: 'num right late-qty', dataset: { value: r.late_quantity } }, fmtQty(r.late_quantity)),
         h('td', null, (r.adjusted_on || []).length
-          ? (r.adjusted_on || []).map((a, i) => [i ? ', ' : '', h('a', { href: `#/invoices/${encodeURIComponent(a.id)}` }, a.number || 'draft'), ' ', statusBadge(a.status)])
+          ? (r.adjusted_on || []).map((a, i) => [i ? ', ' : '', h('a', { href: `#/invoices/${encodeURIComponent(a.id)}` }, a.number || 'Unissued invoice'), ' ', statusBadge(a.status)])
           : h('span', { class: 'muted' }, 'Not billed yet'))))))));
   }
 
