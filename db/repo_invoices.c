@@ -223,7 +223,12 @@ static int load_lines(db *d, db_err *e, const char *id, json_t *inv) {
     return json_object_set_new(inv, "lines", lines) ? repo_oom(e) : REPO_OK;
 }
 
-/* Late usage of an issued invoice: one statement for all its usage lines. */
+/* Late usage of an issued invoice: one statement for all its usage lines.
+ * Every metric whose usage of the period now exceeds what this invoice billed
+ * is listed — also once later invoices' adjustments cover it, so the view
+ * keeps showing where it was billed: billed (on this invoice), current, late
+ * (current - billed), adjusted (the part adjustments on other non-void
+ * invoices bill, adjusted_on lists them) and unbilled (still to be billed). */
 static int load_late_usage(db *d, db_err *e, const char *id, json_t *inv) {
     PGresult *r = DB_EXEC(
         d, e,
@@ -243,15 +248,17 @@ static int load_late_usage(db *d, db_err *e, const char *id, json_t *inv) {
         "               json_agg(json_build_object('id', id, 'number', number, 'status', status) "
         "                        ORDER BY created_at, id) AS adjusted_on "
         "          FROM adj1 GROUP BY metric_id), "
-        "t AS (SELECT u.metric, "
-        "             greatest(coalesce(u.billed, 0), coalesce(adj.adjusted_to, 0)) AS billed, "
+        "t AS (SELECT u.metric, coalesce(u.billed, 0) AS billed, "
+        "             greatest(coalesce(u.billed, 0), coalesce(adj.adjusted_to, 0)) AS covered, "
         "             ml_usage_total(inv.org_id, inv.customer_id, u.metric_id, "
         "                            inv.period_start, inv.period_end) AS cur, "
         "             coalesce(adj.adjusted_on, '[]'::json) AS adjusted_on "
         "        FROM u CROSS JOIN inv LEFT JOIN adj ON adj.metric_id = u.metric_id) "
         "SELECT metric, trim_scale(billed) AS billed_quantity, trim_scale(cur) AS "
         "current_quantity, "
-        "       trim_scale(cur - billed) AS late_quantity, adjusted_on "
+        "       trim_scale(cur - billed) AS late_quantity, "
+        "       trim_scale(least(covered, cur) - billed) AS adjusted_quantity, "
+        "       trim_scale(greatest(cur - covered, 0)) AS unbilled_quantity, adjusted_on "
         "  FROM t WHERE cur > billed ORDER BY metric",
         id);
     if (!r) return REPO_ERR;

@@ -2816,12 +2816,14 @@ async function pageInvoice(page, id) {
     h('div', { class: 'table-wrap' }, h('table', { class: 'table late-table' },
       h('caption', { class: 'sr-only' }, 'Late usage'),
       h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Metric'), h('th', { scope: 'col', class: 'right' }, 'Billed'),
-        h('th', { scope: 'col', class: 'right' }, 'Now'), h('th', { scope: 'col', class: 'right' }, 'Late'), h('th', { scope: 'col' }, 'Adjusted on'))),
+        h('th', { scope: 'col', class: 'right' }, 'Now'), h('th', { scope: 'col', class: 'right' }, 'Late'),
+        h('th', { scope: 'col', class: 'right' }, 'Not billed yet'), h('th', { scope: 'col' }, 'Adjusted on'))),
       h('tbody', null, rows.map((r) => h('tr', { dataset: { metric: r.metric } },
         h('td', { class: 'mono' }, r.metric),
         h('td', { class: 'num right' }, fmtQty(r.billed_quantity)),
         h('td', { class: 'num right' }, fmtQty(r.current_quantity)),
         h('td', { class: 'num right late-qty', dataset: { value: r.late_quantity } }, fmtQty(r.late_quantity)),
+        h('td', { class: 'num right', dataset: { value: r.unbilled_quantity } }, fmtQty(r.unbilled_quantity)),
         h('td', null, (r.adjusted_on || []).length
           ? (r.adjusted_on || []).map((a, i) => [i ? ', ' : '', h('a', { href: `#/invoices/${encodeURIComponent(a.id)}` }, a.number || 'Unissued invoice'), ' ', statusBadge(a.status)])
           : h('span', { class: 'muted' }, 'Not billed yet'))))))));

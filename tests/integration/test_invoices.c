@@ -955,6 +955,8 @@ Test(invoices, late_usage_shows_what_arrived_after_issue) {
     cr_expect_str_eq(th_str(lu, "0.billed_quantity"), "1250");
     cr_expect_str_eq(th_str(lu, "0.current_quantity"), "1280.5");
     cr_expect_str_eq(th_str(lu, "0.late_quantity"), "30.5");
+    cr_expect_str_eq(th_str(lu, "0.adjusted_quantity"), "0");
+    cr_expect_str_eq(th_str(lu, "0.unbilled_quantity"), "30.5");
     cr_expect_eq(json_array_size(th_get(lu, "0.adjusted_on")), 0);
     th_resp_free(&r);
     /* a draft with the same late usage in its period shows none (it would be
@@ -974,8 +976,10 @@ Test(invoices, late_usage_shows_what_arrived_after_issue) {
     r = get_invoice(&w, iss);
     lu = th_get(r.json, "late_usage");
     cr_assert_eq(json_array_size(lu), 1, "%s", r.body);
-    cr_expect_str_eq(th_str(lu, "0.billed_quantity"), "1270");
-    cr_expect_str_eq(th_str(lu, "0.late_quantity"), "10.5");
+    cr_expect_str_eq(th_str(lu, "0.billed_quantity"), "1250");
+    cr_expect_str_eq(th_str(lu, "0.late_quantity"), "30.5");
+    cr_expect_str_eq(th_str(lu, "0.adjusted_quantity"), "20");
+    cr_expect_str_eq(th_str(lu, "0.unbilled_quantity"), "10.5");
     cr_expect_eq(json_array_size(th_get(lu, "0.adjusted_on")), 1);
     cr_expect_str_eq(th_str(lu, "0.adjusted_on.0.id"), adj);
     cr_expect_str_eq(th_str(lu, "0.adjusted_on.0.status"), "draft");
@@ -989,6 +993,7 @@ Test(invoices, late_usage_shows_what_arrived_after_issue) {
     lu = th_get(r.json, "late_usage");
     cr_assert_eq(json_array_size(lu), 1, "%s", r.body);
     cr_expect_str_eq(th_str(lu, "0.late_quantity"), "30.5");
+    cr_expect_str_eq(th_str(lu, "0.unbilled_quantity"), "30.5");
     cr_expect_eq(json_array_size(th_get(lu, "0.adjusted_on")), 0);
     th_resp_free(&r);
     /* still shown once the invoice is paid */
@@ -998,7 +1003,8 @@ Test(invoices, late_usage_shows_what_arrived_after_issue) {
     r = get_invoice(&w, iss);
     cr_expect_eq(json_array_size(th_get(r.json, "late_usage")), 1, "%s", r.body);
     th_resp_free(&r);
-    /* an adjustment covering everything leaves nothing late */
+    /* an adjustment covering everything leaves nothing unbilled; the late
+     * usage stays listed with the invoice that bills it */
     char adj2[40];
     seed_invoice_at(&w, cust, S_DRAFT, "2026-04-01T00:00:00Z", "2026-04-15T00:00:00Z", adj2);
     PQclear(PGQ("INSERT INTO invoice_lines (invoice_id, org_id, position, kind, description, "
@@ -1007,7 +1013,12 @@ Test(invoices, late_usage_shows_what_arrived_after_issue) {
                 "30.5, 0.31, $4::uuid, 1250, 1280.5)",
                 adj2, w.org, metric, iss));
     r = get_invoice(&w, iss);
-    cr_expect_eq(json_array_size(th_get(r.json, "late_usage")), 0, "%s", r.body);
+    lu = th_get(r.json, "late_usage");
+    cr_assert_eq(json_array_size(lu), 1, "%s", r.body);
+    cr_expect_str_eq(th_str(lu, "0.late_quantity"), "30.5");
+    cr_expect_str_eq(th_str(lu, "0.adjusted_quantity"), "30.5");
+    cr_expect_str_eq(th_str(lu, "0.unbilled_quantity"), "0");
+    cr_expect_str_eq(th_str(lu, "0.adjusted_on.0.id"), adj2);
     th_resp_free(&r);
 }
 
