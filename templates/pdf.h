@@ -7,7 +7,9 @@
  * shared/buf.h buffer and writes that to a temp file + fsync + rename.
  *
  * - All text is UTF-8.  Invalid UTF-8 and code points libharu 2.3.0 cannot
- *   draw (outside the BMP) are replaced visibly by U+FFFD, never a crash.
+ *   draw (outside the BMP) are replaced visibly, never a crash: by '?' in a
+ *   string that is otherwise WinAnsi (drawn with built-in Helvetica), by
+ *   U+FFFD in one drawn with the embedded DejaVu Sans.
  * - Money and quantities are already-formatted decimal strings ("1234.50");
  *   the renderer prints them as given and never turns them into floats.
  *   Dates are "YYYY-MM-DD" (printed with the template's date_format).
@@ -51,8 +53,8 @@ typedef struct pdf_template pdf_template;
 /* Parses json[0..len) and, when override_json is not NULL, merges
  * override_json[0..override_len) over it, then validates the result.
  * On success *out is a new template (pdf_template_free it). */
-int pdf_template_load(const char *json, size_t len, const char *override_json,
-                      size_t override_len, pdf_template **out, char *err, size_t errlen);
+int pdf_template_load(const char *json, size_t len, const char *override_json, size_t override_len,
+                      pdf_template **out, char *err, size_t errlen);
 void pdf_template_free(pdf_template *t); /* NULL ok */
 /* The built-in default template JSON (templates/invoice.json, compiled in).
  * Static storage, NUL-terminated; *len gets its length when len != NULL. */
@@ -97,15 +99,15 @@ typedef struct pdf_late_usage {
 } pdf_late_usage;
 
 typedef struct pdf_invoice {
-    const char *number;   /* NULL for drafts (printed as "Draft") */
-    const char *status;   /* draft|pending_approval|approved|issued|paid|void;
-                             draft and pending_approval get a "DRAFT"
-                             watermark, void a "VOID" one */
-    const char *currency; /* "EUR" — printed next to totals */
-    const char *issue_date; /* YYYY-MM-DD; NULL = not issued yet */
-    const char *due_date;   /* YYYY-MM-DD or NULL */
+    const char *number;                    /* NULL for drafts (printed as "Draft") */
+    const char *status;                    /* draft|pending_approval|approved|issued|paid|void;
+                                              draft and pending_approval get a "DRAFT"
+                                              watermark, void a "VOID" one */
+    const char *currency;                  /* "EUR" — printed next to totals */
+    const char *issue_date;                /* YYYY-MM-DD; NULL = not issued yet */
+    const char *due_date;                  /* YYYY-MM-DD or NULL */
     const char *period_start, *period_end; /* YYYY-MM-DD */
-    const pdf_party *seller; /* NULL = the template's seller block */
+    const pdf_party *seller;               /* NULL = the template's seller block */
     pdf_party bill_to;
     const pdf_line *lines;
     size_t n_lines;
@@ -115,7 +117,7 @@ typedef struct pdf_invoice {
     const char *total;
     const pdf_late_usage *late_usage;
     size_t n_late_usage;
-    const char *notes; /* free text, may contain '\n'; NULL = none */
+    const char *notes;        /* free text, may contain '\n'; NULL = none */
     pdf_progress_fn progress; /* may be NULL; total = line rows (lines + sub-lines) */
     void *progress_arg;
 } pdf_invoice;
@@ -126,10 +128,10 @@ int pdf_render_invoice(const pdf_template *t, const pdf_invoice *inv, buf *out, 
 
 /* ---- usage report model --------------------------------------------------- */
 typedef struct pdf_metric {
-    const char *code; /* "api_calls" */
-    const char *name; /* "API calls" (NULL = code) */
-    const char *unit; /* "requests" (may be NULL) */
-    const char *total; /* decimal text over the whole range */
+    const char *code;          /* "api_calls" */
+    const char *name;          /* "API calls" (NULL = code) */
+    const char *unit;          /* "requests" (may be NULL) */
+    const char *total;         /* decimal text over the whole range */
     const char *const *daily;  /* n_days decimals aligned to pdf_usage.days (NULL entry = 0) */
     const char *const *hourly; /* n_hours decimals aligned to pdf_usage.hours (NULL entry = 0) */
 } pdf_metric;
@@ -151,7 +153,6 @@ typedef struct pdf_usage {
 } pdf_usage;
 
 /* Renders u (totals, one daily bar chart per metric, hourly appendix). */
-int pdf_render_usage(const pdf_template *t, const pdf_usage *u, buf *out, char *err,
-                     size_t errlen);
+int pdf_render_usage(const pdf_template *t, const pdf_usage *u, buf *out, char *err, size_t errlen);
 
 #endif
