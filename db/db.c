@@ -120,9 +120,8 @@ int db_ensure(db *d, db_err *e) {
     return 0;
 }
 
-PGresult *db_exec(db *d, db_err *e, const char *sql, int n, const char *const *params) {
-    if (db_ensure(d, e)) return NULL;
-    PGresult *r = PQexecParams(d->conn, sql, n, NULL, params, NULL, NULL, 0);
+/* r if it succeeded; else NULL with e filled, dropping a lost connection. */
+static PGresult *checked(db *d, db_err *e, PGresult *r) {
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
     fill_err(e, d->conn, r);
@@ -136,18 +135,9 @@ PGresult *db_exec(db *d, db_err *e, const char *sql, int n, const char *const *p
     return NULL;
 }
 
-static PGresult *checked(db *d, db_err *e, PGresult *r) {
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
-    fill_err(e, d->conn, r);
-    PQclear(r);
-    if (e->conn_lost) {
-        LOG_KV(LOG_WARN, "database connection lost", LF_S("error", e->msg));
-        PQfinish(d->conn);
-        d->conn = NULL;
-        d->nprep = 0;
-    }
-    return NULL;
+PGresult *db_exec(db *d, db_err *e, const char *sql, int n, const char *const *params) {
+    if (db_ensure(d, e)) return NULL;
+    return checked(d, e, PQexecParams(d->conn, sql, n, NULL, params, NULL, NULL, 0));
 }
 
 PGresult *db_exec_prep(db *d, db_err *e, const char *sql, int n, const char *const *params) {

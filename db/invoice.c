@@ -375,7 +375,7 @@ static int price_charges(gen *g) {
             break;
         }
         char desc[512], ex[PRC_EXACT_MAX];
-        if (g->pr->packages.c != 0 || g->pc->model == PRC_PACKAGE) {
+        if (g->pc->model == PRC_PACKAGE) {
             char pk[DEC_FMT_MAX];
             if (dec_format(&g->pr->packages, pk, sizeof pk) < 0) pk[0] = '\0';
             snprintf(desc, sizeof desc, "%s (%s package%s)", mname, pk, strcmp(pk, "1") ? "s" : "");

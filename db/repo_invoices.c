@@ -24,6 +24,7 @@
  */
 #include "fmacros.h"
 #include "repo_invoices.h"
+#include "repo_reports.h"
 #include "repo_util.h"
 #include <stdlib.h>
 
@@ -85,17 +86,6 @@ const char *repo_inv_next(repo_inv_action a, const char *from, bool require_appr
 
 static void org_text(long long org_id, char out[24]) { snprintf(out, 24, "%lld", org_id); }
 
-/* "<digits>:<uuid>" → the two parts; false if malformed. */
-static bool split_cursor(const char *c, char us[24], char id[40]) {
-    const char *colon = strchr(c, ':');
-    if (!colon) return false;
-    size_t n = (size_t)(colon - c);
-    if (n == 0 || n > 18 || strspn(c, "0123456789") != n || !repo_is_uuid(colon + 1)) return false;
-    memcpy(us, c, n);
-    us[n] = '\0';
-    snprintf(id, 40, "%s", colon + 1);
-    return true;
-}
 
 /* Removes key from every object of rows. */
 static void drop_key(json_t *rows, const char *key) {
@@ -314,7 +304,7 @@ int repo_inv_list(db *d, db_err *e, long long org_id, const repo_inv_filter *f, 
     snprintf(lim, sizeof lim, "%d", limit + 1);
     *rows = NULL;
     *next = NULL;
-    if (after && !split_cursor(after, us, cid)) return REPO_INVALID;
+    if (after && !repo_split_cursor(after, us, cid)) return REPO_INVALID;
     PGresult *r = DB_EXEC(
         d, e,
         "SELECT " INV_SUMMARY_COLS ", (extract(epoch FROM i.created_at) * 1000000)::bigint::text "
@@ -431,6 +421,9 @@ int repo_inv_transition(db *d, db_err *e, long long org_id, const char *id, repo
 
     if (audit(d, e, id, inv_org, k_rules[a].action, from, to, who, email, comment) != REPO_OK)
         return undo(d, REPO_ERR);
+    /* an issued invoice always has its PDF requested (the API enqueues the
+     * render after COMMIT; repo_reports.h) */
+    if (a == REPO_INV_ISSUE && repo_rep_issue_insert(d, e, id) != 0) return undo(d, REPO_ERR);
     int rc = repo_inv_get(d, e, 0, id, out);
     if (rc != REPO_OK) return undo(d, rc);
     if (db_commit(d, e)) {
@@ -491,7 +484,7 @@ int repo_inv_disputes_list(db *d, db_err *e, long long org_id, const char *statu
     snprintf(lim, sizeof lim, "%d", limit + 1);
     *rows = NULL;
     *next = NULL;
-    if (after && !split_cursor(after, us, cid)) return REPO_INVALID;
+    if (after && !repo_split_cursor(after, us, cid)) return REPO_INVALID;
     PGresult *r = DB_EXEC(
         d, e,
         "SELECT " DISPUTE_COLS ", (SELECT count(*) FROM invoice_dispute_messages m "
