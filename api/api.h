@@ -144,6 +144,7 @@ struct api_req {
     char *h_authorization, *h_cookie, *h_origin, *h_host, *h_sec_fetch_site, *h_user_agent,
         *h_content_type, *h_referer, *h_accept;
     char *h_idem_key;          /* Idempotency-Key (or X-Request-Id) of the request */
+    char *h_if_none_match;     /* If-None-Match (conditional downloads) */
     struct api_upload *upload; /* upload.c: the streamed body of an RT_UPLOAD route,
                                   or why a body was refused; NULL otherwise */
     char peer[64];
@@ -160,6 +161,13 @@ struct api_req {
     char *hk[API_MAX_HEADERS], *hv[API_MAX_HEADERS];
     int nh;
     api_stream *stream; /* set by api_stream_begin (stream.h) */
+    bool file_set;      /* api_file: the body is file_fd[0, file_len) */
+    int file_fd;
+    long long file_len;
+    int64_t again_until_us;  /* api_again: re-run the handler until then */
+    struct event *again_ev;  /* loop thread: the timer between runs */
+    int again_runs;          /* runs of a long poll so far, minus one */
+    char again_note[32];     /* the handler's own note, kept across runs */
     bool pending;       /* handed to another thread, which calls api_complete */
     atomic_int hold;    /* while pending: completes when it drops to 0 */
     bool defer_db;      /* RT_FAST handler on the loop thread: run me on a
@@ -196,6 +204,23 @@ void api_complete(api_req *r);
 enum { API_IDEM_NONE = 0, API_IDEM_CLAIMED = 1, API_IDEM_REPLIED = 2 };
 int api_idem_begin(api_req *r);
 void api_idem_end(api_req *r);
+
+/* ---- long poll ----
+ * api_again: the reply the handler just filled in is what the client gets if
+ * nothing changes; the server keeps the request on its loop thread (a timer,
+ * no database thread held) and runs the handler again on a database thread
+ * about every API_AGAIN_MS, until a run no longer calls api_again, until_us
+ * (ts_now clock) passes, the client leaves or the server shuts down — then
+ * the last run's reply is sent. */
+#define API_AGAIN_MS 200
+static inline void api_again(api_req *r, int64_t until_us) { r->again_until_us = until_us; }
+
+/* ---- file replies ----
+ * api_file: the body is the first len bytes of the open file fd (taken over:
+ * closed by the server), sent by the loop thread with evbuffer_add_file
+ * (sendfile/mmap: never read into memory here).  Content-Length is len.  It
+ * must be the handler's last reply call. */
+void api_file(api_req *r, int status, const char *ctype, int fd, long long len);
 
 /* ---- replies (exactly one per request; a later call replaces an earlier) ---- */
 void api_json(api_req *r, int status, json_t *body); /* steals body */

@@ -114,6 +114,18 @@ const api_route api_routes[] = {
     {"POST", "/v1/disputes/{id}/resolve", h_disputes_resolve, ROLES_ALL, 0, 16 * KB,
      RT_JSON | RT_ORG | RT_ALL_ORGS, "disputes_resolve"},
 
+    /* PDF reports (routes_reports.c): every role requests and reads, read keys read */
+    {"POST", "/v1/reports", h_reports_create, ROLES_ALL, 0, 16 * KB, RT_JSON | RT_ORG,
+     "reports_create"},
+    {"GET", "/v1/reports", h_reports_list, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG | RT_ALL_ORGS,
+     "reports_list"},
+    {"GET", "/v1/reports/{id}", h_reports_get, ROLES_ALL, SCOPE_READ, NOBODY,
+     RT_ORG | RT_ALL_ORGS, "reports_get"},
+    {"GET", "/v1/reports/{id}/download", h_reports_download, ROLES_ALL, SCOPE_READ, NOBODY,
+     RT_ORG | RT_ALL_ORGS, "reports_download"},
+    {"GET", "/v1/invoices/{id}/pdf", h_invoices_pdf, ROLES_ALL, SCOPE_READ, NOBODY,
+     RT_ORG | RT_ALL_ORGS, "invoices_pdf"},
+
     /* jobs (the queue in Redis) */
     {"GET", "/v1/jobs/{id}", h_jobs_get, ROLES_ALL, SCOPE_READ | SCOPE_USAGE_WRITE, NOBODY,
      RT_ORG | RT_ALL_ORGS, "jobs_get"},

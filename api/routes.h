@@ -69,6 +69,17 @@ void h_disputes_get(api_req *r);
 void h_disputes_message(api_req *r);
 void h_disputes_resolve(api_req *r);
 
+/* PDF reports and invoice PDFs (routes_reports.c) */
+void h_reports_create(api_req *r);
+void h_reports_get(api_req *r);
+void h_reports_list(api_req *r);
+void h_reports_download(api_req *r);
+void h_invoices_pdf(api_req *r);
+/* After a successful issue of invoice_id: enqueues the render of the report
+ * row the issuing transaction inserted (failures are logged; reading the
+ * invoice's PDF heals them). */
+void api_reports_issued(api_req *r, const char *invoice_id);
+
 /* jobs (routes_jobs.c) */
 void h_jobs_get(api_req *r);
 void h_admin_queues(api_req *r);

@@ -337,7 +337,10 @@ static void transition(api_req *r, repo_inv_action a) {
 void h_invoices_submit(api_req *r) { transition(r, REPO_INV_SUBMIT); }
 void h_invoices_approve(api_req *r) { transition(r, REPO_INV_APPROVE); }
 void h_invoices_reject(api_req *r) { transition(r, REPO_INV_REJECT); }
-void h_invoices_issue(api_req *r) { transition(r, REPO_INV_ISSUE); }
+void h_invoices_issue(api_req *r) {
+    transition(r, REPO_INV_ISSUE);
+    if (r->status == 200) api_reports_issued(r, r->pv[0]); /* render its PDF */
+}
 void h_invoices_void(api_req *r) { transition(r, REPO_INV_VOID); }
 void h_invoices_mark_paid(api_req *r) { transition(r, REPO_INV_MARK_PAID); }
 

@@ -142,6 +142,9 @@ static void req_free(api_req *r) {
     free(r->h_accept);
     api_upload_free(r->upload); /* deletes a spool the handler did not keep */
     free(r->h_idem_key);
+    free(r->h_if_none_match);
+    if (r->file_set) close(r->file_fd);
+    if (r->again_ev) event_free(r->again_ev);
     for (int i = 0; i < r->nh; i++) {
         free(r->hk[i]);
         free(r->hv[i]);
@@ -202,10 +205,14 @@ static void log_request(const api_req *r, int64_t dur_us, bool sent) {
            LF_S("client", sent ? "ok" : "gone"));
 }
 
-/* Sends r's reply on the loop thread and frees r. */
+static bool again_arm(api_req *r);
+
+/* Sends r's reply on the loop thread and frees r (or, for a long poll that
+ * is still waiting, parks it: again_arm). */
 static void finish(api_req *r) {
     api_server *s = r->srv;
     if (r->status == 0) api_err(r, 500, "internal", "handler produced no reply");
+    if (r->again_until_us && again_arm(r)) return;
     if (r->watch) {
         event_free(r->watch);
         r->watch = NULL;
@@ -229,7 +236,14 @@ static void finish(api_req *r) {
         for (int i = 0; i < r->nh; i++) evhttp_add_header(oh, r->hk[i], r->hv[i]);
         if (atomic_load(&s->stopping)) evhttp_add_header(oh, "Connection", "close");
         struct evbuffer *b = evbuffer_new();
-        if (b && r->out.len && evbuffer_add(b, r->out.p, r->out.len) != 0) {
+        if (b && r->file_set) {
+            /* the evbuffer owns the fd from here, even when this fails */
+            r->file_set = false;
+            if (evbuffer_add_file(b, r->file_fd, 0, (ev_off_t)r->file_len) != 0) {
+                evbuffer_free(b);
+                b = NULL;
+            }
+        } else if (b && r->out.len && evbuffer_add(b, r->out.p, r->out.len) != 0) {
             evbuffer_free(b);
             b = NULL;
         }
@@ -299,6 +313,16 @@ static void release(api_req *r) {
 
 void api_complete(api_req *r) { release(r); }
 
+void api_file(api_req *r, int status, const char *ctype, int fd, long long len) {
+    if (r->file_set) close(r->file_fd);
+    buf_free(&r->out);
+    r->status = status;
+    r->ctype = ctype;
+    r->file_fd = fd;
+    r->file_len = len;
+    r->file_set = true;
+}
+
 static void *db_main(void *arg) {
     db_thread *t = arg;
     api_server *s = t->s;
@@ -355,6 +379,50 @@ static void enqueue_db(api_server *s, api_req *r) {
     s->qtail = r;
     pthread_cond_signal(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
+}
+
+/* ---- long polls (api_again) ---------------------------------------------
+ * A handler that called api_again left a complete reply in r.  Instead of
+ * sending it, finish() parks r here: a one-shot timer on r's loop holds it
+ * (no database thread waits) and, when it fires, r goes back onto the
+ * database queue with its reply cleared, so the handler runs again.  The
+ * peer watch and close callback set up in on_request stay in place, so a
+ * client that leaves is noticed (r->gone) and the next tick drops the
+ * request; a stopping server sends the last reply at the next tick, so a
+ * SIGTERM drain waits at most API_AGAIN_MS for a long poll. */
+static void on_again(evutil_socket_t fd, short what, void *arg) {
+    ML_UNUSED(fd);
+    ML_UNUSED(what);
+    api_req *r = arg;
+    if (atomic_load(&r->gone) || !r->ev || atomic_load(&r->srv->stopping)) {
+        finish(r); /* the last run's reply (dropped if the client left) */
+        return;
+    }
+    r->status = 0;
+    r->ctype = NULL;
+    buf_free(&r->out);
+    for (int i = 0; i < r->nh; i++) {
+        free(r->hk[i]);
+        free(r->hv[i]);
+    }
+    r->nh = 0;
+    r->again_runs++;
+    enqueue_db(r->srv, r);
+}
+
+/* true: r is parked until the next run; false: send the reply now. */
+static bool again_arm(api_req *r) {
+    int64_t until = r->again_until_us;
+    r->again_until_us = 0;
+    if (r->stream || r->file_set || atomic_load(&r->gone) || !r->ev ||
+        atomic_load(&r->srv->stopping))
+        return false;
+    int64_t left = until - ts_now();
+    if (left <= 0) return false;
+    if (left > API_AGAIN_MS * 1000LL) left = API_AGAIN_MS * 1000LL;
+    if (!r->again_ev) r->again_ev = evtimer_new(r->loop->base, on_again, r);
+    struct timeval tv = {(time_t)(left / 1000000), (suseconds_t)(left % 1000000)};
+    return r->again_ev && evtimer_add(r->again_ev, &tv) == 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -557,6 +625,7 @@ static void on_request(struct evhttp_request *ev, void *arg) {
     r->h_accept = hdup(ih, "Accept");
     r->upload = upl_take(l->upl, ev); /* a streamed or refused body (upload.c) */
     r->h_idem_key = hdup(ih, "Idempotency-Key");
+    r->h_if_none_match = hdup(ih, "If-None-Match");
     if (!r->h_idem_key && rid && valid_request_id(rid)) r->h_idem_key = strdup(rid);
     if (!r->path || (query && !r->query)) {
         api_err(r, 503, "unavailable", "out of memory");

@@ -22,6 +22,7 @@ const wk_handler wk_handlers[] = {
     {"usage.import", wk_job_usage_import, 5,       3600000,   1,     NULL, NULL},
     {"invoice.generate", wk_job_invoice_generate, 10, 300000, 8,   NULL, NULL},
     {"billing.run",  wk_job_billing_run,  10,      600000,    1,     NULL, NULL},
+    {"report.render", wk_job_report_render, 5,     300000,    1,     NULL, NULL},
 };
 /* clang-format on */
 const size_t wk_handlers_len = ML_ARRAY_LEN(wk_handlers);

@@ -140,4 +140,9 @@ wk_status wk_job_usage_import(wk_ctx *ctx, wk_result *res);
 wk_status wk_job_invoice_generate(wk_ctx *ctx, wk_result *res);
 wk_status wk_job_billing_run(wk_ctx *ctx, wk_result *res);
 
+/* report.render (worker/report.c): {report_id} renders that reports row's
+ * invoice or usage PDF into storage → {report_id, status, file, size_bytes,
+ * sha256}; a finished report is not rendered again. */
+wk_status wk_job_report_render(wk_ctx *ctx, wk_result *res);
+
 #endif

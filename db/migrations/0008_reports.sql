@@ -13,6 +13,12 @@
 -- it marks the row succeeded with size_bytes and sha256 (the download's ETag).
 -- A retried render (kill -9, lease expiry) writes the same bytes again: the
 -- renderer is deterministic.  attempts counts render starts.
+--
+-- invoice_number: the number printed on a rendered invoice PDF (NULL for a
+-- draft): GET /v1/invoices/{id}/pdf serves the newest succeeded report that
+-- has one, so a draft rendered before issue is never served as the invoice.
+-- The worker renders the invoice as it is when the job runs; the version in
+-- request_key only tells requests apart.
 
 CREATE TABLE reports (
   id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -32,6 +38,7 @@ CREATE TABLE reports (
   error        text,
   file_path    text,
   filename     text,
+  invoice_number text,
   size_bytes   bigint CHECK (size_bytes >= 0),
   sha256       text,
   created_by   text,
