@@ -376,26 +376,30 @@ static void pdf_on_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *user
 }
 
 /* ---- fonts ------------------------------------------------------------ */
+/* One DejaVu face per document: libharu 2.3.0 spends ~5 ms building each
+ * UTF-8 CID font (65,536 cmap lookups) and embeds each face's tables, so
+ * bold non-WinAnsi text is DejaVu Sans drawn fill + stroke (synthetic bold)
+ * rather than a second embedded face.  style is accepted for symmetry. */
 static HPDF_Font dv_font(pdf_ctx *c, int style) {
-    if (c->dv[style] || c->failed) return c->dv[style];
-    if (!c->dv[0] && !c->dv[1]) pdf_ck(c, HPDF_UseUTFEncodings(c->doc), "HPDF_UseUTFEncodings");
-    static const char *const files[2] = {ML_DEJAVU_DIR "/DejaVuSans.ttf",
-                                         ML_DEJAVU_DIR "/DejaVuSans-Bold.ttf"};
-    const char *name = c->failed ? NULL : HPDF_LoadTTFontFromFile(c->doc, files[style], HPDF_TRUE);
+    ML_UNUSED(style);
+    if (c->dv[0] || c->failed) return c->dv[0];
+    pdf_ck(c, HPDF_UseUTFEncodings(c->doc), "HPDF_UseUTFEncodings");
+    static const char file[] = ML_DEJAVU_DIR "/DejaVuSans.ttf";
+    const char *name = c->failed ? NULL : HPDF_LoadTTFontFromFile(c->doc, file, HPDF_TRUE);
     if (!name) {
-        pdf_fail(c, "cannot load %s (install fonts-dejavu-core; libharu error 0x%04X)",
-                 files[style], (unsigned)c->hpdf_err);
+        pdf_fail(c, "cannot load %s (install fonts-dejavu-core; libharu error 0x%04X)", file,
+                 (unsigned)c->hpdf_err);
         return NULL;
     }
-    c->dv[style] = HPDF_GetFont(c->doc, name, "UTF-8");
-    c->dv_w[style] = malloc(65536 * sizeof(int16_t));
-    if (!c->dv[style] || !c->dv_w[style]) {
+    c->dv[0] = HPDF_GetFont(c->doc, name, "UTF-8");
+    c->dv_w[0] = malloc(65536 * sizeof(int16_t));
+    if (!c->dv[0] || !c->dv_w[0]) {
         pdf_fail(c, "cannot use DejaVu Sans as UTF-8 (libharu error 0x%04X)",
                  (unsigned)c->hpdf_err);
         return NULL;
     }
-    memset(c->dv_w[style], 0xFF, 65536 * sizeof(int16_t)); /* -1: not measured yet */
-    return c->dv[style];
+    memset(c->dv_w[0], 0xFF, 65536 * sizeof(int16_t)); /* -1: not measured yet */
+    return c->dv[0];
 }
 
 static HPDF_Font font_of(pdf_ctx *c, bool uni, int style) {
@@ -458,7 +462,7 @@ static int char_w(pdf_ctx *c, pdf_enc e, int style, size_t off, size_t *adv) {
     if (cp > 0xFFFF) cp = 0xFFFD; /* cannot happen: encode replaced them */
     HPDF_Font f = dv_font(c, style);
     if (!f) return 0;
-    int16_t *w = &c->dv_w[style][cp];
+    int16_t *w = &c->dv_w[0][cp];
     if (*w < 0) {
         HPDF_INT v = HPDF_Font_GetUnicodeWidth(f, (HPDF_UNICODE)cp);
         *w = (int16_t)(v > 0 && v < 30000 ? v : 0);
@@ -570,7 +574,19 @@ void pdf_draw(pdf_ctx *c, pdf_enc e, pdf_span sp, int style, HPDF_REAL size, HPD
         c->cur_font = f;
         c->cur_size = size;
     }
+    bool fake_bold = e.uni && style == PDF_BOLD;
+    if (fake_bold) {
+        HPDF_RGBColor fill = HPDF_Page_GetRGBFill(c->page);
+        pdf_ck(c, HPDF_Page_SetRGBStroke(c->page, fill.r, fill.g, fill.b),
+               "HPDF_Page_SetRGBStroke");
+        pdf_ck(c, HPDF_Page_SetLineWidth(c->page, size * 0.04f), "HPDF_Page_SetLineWidth");
+        pdf_ck(c, HPDF_Page_SetTextRenderingMode(c->page, HPDF_FILL_THEN_STROKE),
+               "HPDF_Page_SetTextRenderingMode");
+    }
     pdf_ck(c, HPDF_Page_TextOut(c->page, x, y, c->line.p), "HPDF_Page_TextOut");
+    if (fake_bold)
+        pdf_ck(c, HPDF_Page_SetTextRenderingMode(c->page, HPDF_FILL),
+               "HPDF_Page_SetTextRenderingMode");
 }
 
 void pdf_text(pdf_ctx *c, const char *s, int style, HPDF_REAL size, HPDF_REAL x, HPDF_REAL y,
@@ -807,7 +823,6 @@ void pdf_ctx_end(pdf_ctx *c) {
     c->doc = NULL;
     free(c->pages);
     free(c->dv_w[0]);
-    free(c->dv_w[1]);
     buf_free(&c->enc);
     buf_free(&c->line);
     c->pages = NULL;
