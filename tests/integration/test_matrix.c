@@ -16,6 +16,9 @@
  *                    and read keys; opening a dispute and writing in one: every role but
  *                    viewer; resolving one: owner and finance.  API keys never change
  *                    an invoice or a dispute.
+ *   reports          requesting a PDF report: every role (viewers too), no API key;
+ *                    reading reports, downloads and invoice PDFs: every role and
+ *                    read keys.
  * The expectation is written from that contract, never read from api_routes[]
  * at run time, so a wrong entry in the route table fails here.  The table is
  * checked against api_routes[] only for coverage: a new authenticated route
@@ -153,6 +156,16 @@ static const row k_rows[] = {
     {"GET", "/v1/usage/imports", "/v1/usage/imports", NULL, 200, READERS, 0, NULL},
     {"GET", "/v1/usage/imports/{id}", "/v1/usage/imports/00000000-0000-4000-8000-000000000000",
      NULL, 404, READERS | B(P_KEY_USAGE), 0, NULL},
+    /* PDF reports (the GETs of one probe a missing id: 404 when allowed; the
+     * draft invoice has no PDF: 409 when allowed) */
+    {"POST", "/v1/reports", "/v1/reports", "{\"kind\":\"invoice\",\"invoice_id\":\"{inv}\"}", 202,
+     ROLES4, 0, NULL},
+    {"GET", "/v1/reports", "/v1/reports", NULL, 200, READERS, 0, NULL},
+    {"GET", "/v1/reports/{id}", "/v1/reports/00000000-0000-4000-8000-000000000000", NULL, 404,
+     READERS, 0, NULL},
+    {"GET", "/v1/reports/{id}/download", "/v1/reports/00000000-0000-4000-8000-000000000000/download",
+     NULL, 404, READERS, 0, NULL},
+    {"GET", "/v1/invoices/{id}/pdf", "/v1/invoices/{inv}/pdf", NULL, 409, READERS, 0, NULL},
     /* jobs */
     {"GET", "/v1/jobs/{id}", "/v1/jobs/{job}", NULL, 200, READERS | B(P_KEY_USAGE), 0, NULL},
     {"GET", "/v1/admin/queues", "/v1/admin/queues", NULL, 200, NOBODY_HERE, 0, NULL},
