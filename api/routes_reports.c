@@ -15,8 +15,13 @@
  *           one the first run saw, the handler asks the server to run it
  *           again (api_again: a timer on the loop thread, every ~200 ms, no
  *           database thread held between runs) until N seconds after the
- *           request arrived.  A queued report without a recorded job gets
- *           one (a lost enqueue heals on the next read).
+ *           request arrived.
+ *   healing  every read of an unfinished report (its GET, the invoice PDF)
+ *           first checks its job (heal): none recorded or gone from Redis →
+ *           enqueued again (a lost enqueue at POST or issue time heals on the
+ *           next read); dead (e.g. its last attempt hit the timeout, so the
+ *           worker never recorded the failure) → the row is failed with the
+ *           job's error.  No report stays unfinished for ever.
  *   download  succeeded reports only (else 409, with Retry-After while
  *           unfinished); the file is handed to the loop thread as an fd
  *           (api_file: evbuffer_add_file, never read into memory here), with
@@ -26,7 +31,7 @@
  *   invoice PDF  the newest succeeded report that has the invoice's number;
  *           an invoice never issued → 409 naming its status; else the newest
  *           report requested since the issue decides: unfinished → 409 with
- *           Retry-After (its job ensured), failed → 409 with the error (POST
+ *           Retry-After (after heal), failed → 409 with the error (POST
  *           /v1/reports renders it again), none at all → one is requested
  *           now (409 with Retry-After).
  * Issuing: repo_inv_transition inserts the report row in the issuing
@@ -188,6 +193,42 @@ static void reply_queue_down(api_req *r) {
     api_err(r, 503, "unavailable", "the job queue is unavailable; retry later");
 }
 
+/* An unfinished report whose job is gone or dead cannot finish by itself:
+ * a queued or running one whose job vanished (expired, lost with Redis'
+ * data) gets a new job; one whose job died (its last attempt killed by the
+ * timeout, so the worker never recorded it) is failed with the job's error.
+ * true if the row changed (read it again). */
+static bool heal(api_req *r, const char *id) {
+    repo_rep_file f;
+    db_err de;
+    char err[256], *js = NULL;
+    if (repo_rep_file_get(r->db, &de, r->who.org_id, id, &f) != REPO_OK) return false;
+    if (strcmp(f.status, "queued") && strcmp(f.status, "running")) return false;
+    if (!f.job_id[0]) { /* its enqueue was lost (queue down at POST or issue time) */
+        ensure_job(r, f.org_id, id, err, sizeof err);
+        return true;
+    }
+    int rc = jq_get(r->jq, f.job_id, &js, err, sizeof err);
+    if (rc == JQ_NOT_FOUND) {
+        LOG_KV(LOG_WARN, "a report's job is gone: enqueueing it again",
+               LF_S("request_id", r->request_id), LF_S("report_id", id), LF_S("job_id", f.job_id));
+        ensure_job(r, f.org_id, id, err, sizeof err);
+        return true;
+    }
+    bool changed = false;
+    json_t *j = rc == JQ_OK ? json_loads(js, 0, NULL) : NULL;
+    const char *state = json_string_value(json_object_get(j, "state"));
+    if (state && !strcmp(state, "dead")) {
+        const char *why = json_string_value(json_object_get(j, "error"));
+        char msg[400];
+        snprintf(msg, sizeof msg, "the render job died: %s", why ? why : "unknown error");
+        changed = repo_rep_fail_unfinished(r->db, &de, f.org_id, id, msg) == REPO_OK;
+    }
+    json_decref(j);
+    free(js);
+    return changed;
+}
+
 void api_reports_issued(api_req *r, const char *invoice_id) {
     char id[40], err[256];
     long long org = 0;
@@ -342,14 +383,15 @@ void h_reports_get(api_req *r) {
     }
     const char *st = json_string_value(json_object_get(rep, "status"));
     bool unfinished = st && (!strcmp(st, "queued") || !strcmp(st, "running"));
-    if (r->again_runs == 0 && st && !strcmp(st, "queued") &&
-        json_is_null(json_object_get(rep, "job_id"))) {
-        /* its enqueue was lost (queue down at POST or issue time): heal */
-        char err[256];
-        const char *org = json_string_value(json_object_get(rep, "organization"));
-        long long oid = r->who.org_id;
-        if (!oid && org) repo_org_by_slug(r->db, &de, org, &oid);
-        if (oid) ensure_job(r, oid, r->pv[0], err, sizeof err);
+    if (unfinished && r->again_runs == 0 && heal(r, r->pv[0])) {
+        json_decref(rep);
+        rc = repo_rep_get(r->db, &de, r->who.org_id, r->pv[0], &rep);
+        if (rc != REPO_OK) {
+            api_reply_repo(r, rc, &de, NULL, "report");
+            return;
+        }
+        st = json_string_value(json_object_get(rep, "status"));
+        unfinished = st && (!strcmp(st, "queued") || !strcmp(st, "running"));
     }
     if (wait > 0 && unfinished) {
         /* long poll: hold while the status is the one the first run saw */
@@ -495,11 +537,15 @@ void h_invoices_pdf(api_req *r) {
         send_file(r, &p.ready);
         return;
     }
-    if (p.last_id[0] && (!strcmp(p.last_status, "queued") || !strcmp(p.last_status, "running"))) {
-        if (!strcmp(p.last_status, "queued") && !ensure_job(r, p.org_id, p.last_id, err, sizeof err)) {
-            reply_queue_down(r);
+    if (p.last_id[0] && (!strcmp(p.last_status, "queued") || !strcmp(p.last_status, "running")) &&
+        heal(r, p.last_id)) {
+        rc = repo_rep_invoice_pdf(r->db, &de, r->who.org_id, r->pv[0], &p);
+        if (rc != REPO_OK) {
+            api_reply_repo(r, rc, &de, NULL, "invoice");
             return;
         }
+    }
+    if (p.last_id[0] && (!strcmp(p.last_status, "queued") || !strcmp(p.last_status, "running"))) {
         reply_not_ready(r, p.last_id, p.last_status);
         return;
     }

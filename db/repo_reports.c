@@ -224,6 +224,22 @@ int repo_rep_file_get(db *d, db_err *e, long long org_id, const char *id, repo_r
     return rc;
 }
 
+int repo_rep_fail_unfinished(db *d, db_err *e, long long org_id, const char *id,
+                             const char *error) {
+    char org[24];
+    org_text(org_id, org);
+    if (!repo_is_uuid(id)) return REPO_NOT_FOUND;
+    PGresult *r = DB_EXEC(d, e,
+                          "UPDATE reports SET status = 'failed', error = $3, finished_at = now() "
+                          "WHERE ($1::bigint = 0 OR org_id = $1) AND id = $2::uuid "
+                          "AND status IN ('queued', 'running') RETURNING id",
+                          org, id, error);
+    if (!r) return REPO_ERR;
+    int rc = PQntuples(r) == 1 ? REPO_OK : REPO_NOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
 int repo_rep_issue_insert(db *d, db_err *e, const char *invoice_id) {
     return DB_CMD(d, e,
                   "INSERT INTO reports (org_id, kind, invoice_id, invoice_version, request_key, "

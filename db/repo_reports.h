@@ -62,6 +62,12 @@ typedef struct repo_rep_file {
 } repo_rep_file;
 int repo_rep_file_get(db *d, db_err *e, long long org_id, const char *id, repo_rep_file *out);
 
+/* An unfinished report whose job died (the worker could not record it, e.g.
+ * its last attempt timed out) → failed with error.  REPO_OK (moved),
+ * REPO_NOT_FOUND (not unfinished any more), REPO_ERR. */
+int repo_rep_fail_unfinished(db *d, db_err *e, long long org_id, const char *id,
+                             const char *error);
+
 /* ---- invoices ---- */
 /* Issue hook, inside the issuing transaction (the invoice row is locked and
  * already issued): inserts the invoice's report request.  0 / -1 (e). */

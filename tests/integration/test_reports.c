@@ -18,6 +18,9 @@
  *  - issuing an invoice (POST /v1/invoices/{id}/issue) renders its PDF:
  *    GET /v1/invoices/{id}/pdf is 409 (Retry-After) until then, then 200
  *    with the number in its text; a draft's is 409 naming "draft";
+ *  - a report whose enqueue was lost gets its job on the next read; one
+ *    whose job died unrecorded (a timed-out last attempt) reads as failed
+ *    with the job's error;
  *  - kill -9 of the worker while it writes the file (ML_TEST_REPORT_SLOW_MS,
  *    see worker/report.c): the job is retried and leaves exactly one
  *    complete file, no temp file, the row succeeded after two attempts.
@@ -467,6 +470,65 @@ Test(reports, issuing_an_invoice_renders_its_pdf_served_at_invoices_pdf, .init =
     cr_expect_eq(r.status, 304, "If-None-Match on the invoice PDF: %ld", r.status);
     th_resp_free(&r);
     th_resp_free(&d2);
+    cr_expect_eq(tw_stop(pool, 15000), 0);
+    world_free(&w);
+}
+
+/* ---- lost and dead jobs heal on the next read ----------------------------- */
+
+Test(reports, a_lost_enqueue_is_healed_and_a_dead_job_fails_its_report_on_read, .init = setup,
+     .fini = teardown, .timeout = 120) {
+    world w;
+    world_init(&w);
+    /* as if the queue had been down when it was requested: a row, no job */
+    char cust[24], lost[40];
+    snprintf(cust, sizeof cust, "%lld", w.cust_id);
+    PGresult *pr = Q(w.pg,
+                     "INSERT INTO reports (org_id, kind, customer_id, period_from, period_to, "
+                     "request_key, created_by) VALUES ($1, 'usage', $2::bigint, '2026-10-02', "
+                     "'2026-10-04', 'usage:' || $2::text || ':lost', 'test') RETURNING id",
+                     w.org_s, cust);
+    snprintf(lost, sizeof lost, "%s", PQgetvalue(pr, 0, 0));
+    PQclear(pr);
+    json_t *j = get_report(&w, lost, 0, NULL);
+    cr_expect_str_eq(th_str(j, "status"), "queued");
+    cr_expect(json_is_string(json_object_get(j, "job_id")), "the read enqueued its job: %s",
+              json_dumps(j, JSON_COMPACT));
+    json_decref(j);
+
+    /* a report whose job died without the worker recording it */
+    char dead_id[40], u[32], type[64], job[JQ_ID_MAX], err[256];
+    th_resp r = th_auth(srv, w.token, "POST", "/v1/reports",
+                        "{\"kind\":\"usage\",\"customer_id\":\"zh\",\"from\":\"2026-10-01\","
+                        "\"to\":\"2026-10-02\"}");
+    must(&r, 202, "POST");
+    snprintf(dead_id, sizeof dead_id, "%s", th_str(r.json, "id"));
+    th_resp_free(&r);
+    jq *q = tw_jq();
+    snprintf(type, sizeof type, "t.reports.dead.%s", th_unique(u));
+    cr_assert_eq(jq_enqueue(q, type, w.org, "{}", NULL, job, NULL, err, sizeof err), JQ_OK);
+    const char *types[] = {type};
+    jq_job jj;
+    cr_assert_eq(jq_reserve(q, types, 1, "test", &jj, 1, err, sizeof err), 1, "%s", err);
+    jq_job_clear(&jj);
+    bool dead = false;
+    cr_assert_eq(jq_fail(q, job, "test", "job timeout after 300000 ms", true, &dead, err,
+                         sizeof err), JQ_OK);
+    cr_assert(dead);
+    jq_close(q);
+    PQclear(Q(w.pg, "UPDATE reports SET status = 'running', job_id = $2 WHERE id = $1::uuid",
+              dead_id, job));
+    j = get_report(&w, dead_id, 5, NULL);
+    cr_expect_str_eq(th_str(j, "status"), "failed", "a dead job fails its report");
+    cr_expect(th_str(j, "error") && strstr(th_str(j, "error"), "job timeout"),
+              "with the job's error: %s", th_str(j, "error"));
+    json_decref(j);
+
+    /* the healed one renders once a worker runs */
+    tw_pool *pool = tw_start(1, NULL);
+    j = wait_done(&w, lost, 60);
+    cr_expect_str_eq(th_str(j, "status"), "succeeded");
+    json_decref(j);
     cr_expect_eq(tw_stop(pool, 15000), 0);
     world_free(&w);
 }
