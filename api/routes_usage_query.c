@@ -222,15 +222,58 @@ static int uq_tz_known(db *d, db_err *e, const char *name) {
 /* ======================================================================= */
 /* customer / metric codes → ids                                            */
 
+/* A metric of the organization: id, code and which rollup column reports it
+ * ('s' sum → quantity, 'c' count → events, 'm' max → max_quantity). */
+typedef struct uq_metric {
+    long long id;
+    char agg;
+    char code[65];
+} uq_metric;
+
 typedef struct uq_ids {
-    char *cust;      /* "{1,2}" bigint[] text, NULL = no filter */
-    char *metric;    /* same */
-    bool has_unique; /* a unique_count metric is in scope */
+    char *cust;          /* "{1,2}" bigint[] text, NULL = no filter */
+    char *metric;        /* same */
+    bool has_unique;     /* a unique_count metric is in scope */
+    uq_metric *metrics;  /* one organization: its other metrics in scope */
+    size_t nmetrics;
+    char *metric_ids;    /* their ids as "{1,2}" (NULL when none) */
 } uq_ids;
 
 static void uq_ids_free(uq_ids *x) {
+    free(x->metrics);
+    free(x->metric_ids);
     free(x->cust);
     free(x->metric);
+}
+
+/* Parses "id agg code,id agg code,…" (uq_resolve) into x->metrics and
+ * x->metric_ids.  NULL text = none.  0, or -1 when out of memory. */
+static int uq_metric_map(const char *t, uq_ids *x) {
+    if (!t || !*t) return 0;
+    size_t n = 1;
+    for (const char *c = t; *c; c++) n += *c == ',';
+    x->metrics = calloc(n, sizeof *x->metrics);
+    x->metric_ids = malloc(n * 21 + 3);
+    if (!x->metrics || !x->metric_ids) return -1;
+    size_t len = 0;
+    x->metric_ids[len++] = '{';
+    for (const char *c = t; *c;) {
+        uq_metric *m = &x->metrics[x->nmetrics];
+        char *end;
+        m->id = strtoll(c, &end, 10);
+        if (end[0] != ' ' || !end[1] || end[2] != ' ') break; /* cannot happen: codes have no space */
+        m->agg = end[1];
+        c = end + 3;
+        size_t k = strcspn(c, ",");
+        snprintf(m->code, sizeof m->code, "%.*s", (int)(k < 64 ? k : 64), c);
+        len += (size_t)snprintf(x->metric_ids + len, 22, "%s%lld", x->nmetrics ? "," : "", m->id);
+        x->nmetrics++;
+        c += k;
+        if (*c == ',') c++;
+    }
+    x->metric_ids[len++] = '}';
+    x->metric_ids[len] = '\0';
+    return 0;
 }
 
 /* Resolves ?customer_id= and ?metric= in r->who.org_id (0 = every org).  In
@@ -249,7 +292,7 @@ static int uq_resolve(api_req *r, const char *cust, const char *metric, uq_ids *
     char org[24];
     snprintf(org, sizeof org, "%lld", r->who.org_id);
     db_err e;
-    PGresult *res = DB_EXEC(
+    PGresult *res = DB_EXECP(
         r->db, &e,
         "SELECT (SELECT array_agg(id)::text FROM customers"
         "         WHERE ($1::bigint = 0 OR org_id = $1::bigint) AND external_id = $2::text),"
@@ -257,7 +300,11 @@ static int uq_resolve(api_req *r, const char *cust, const char *metric, uq_ids *
         "         WHERE ($1::bigint = 0 OR org_id = $1::bigint) AND code = $3::text),"
         "       EXISTS (SELECT 1 FROM metrics WHERE ($1::bigint = 0 OR org_id = $1::bigint)"
         "                  AND ($3::text IS NULL OR code = $3::text)"
-        "                  AND aggregation = 'unique_count')",
+        "                  AND aggregation = 'unique_count'),"
+        "       (SELECT string_agg(id::text || ' ' || substr(aggregation, 1, 1) || ' ' || code, ','"
+        "                          ORDER BY id) FROM metrics"
+        "         WHERE $1::bigint <> 0 AND org_id = $1::bigint AND aggregation <> 'unique_count'"
+        "           AND ($3::text IS NULL OR code = $3::text))",
         org, cust, metric);
     if (!res) {
         api_db_fail(r, &e);
@@ -275,7 +322,8 @@ static int uq_resolve(api_req *r, const char *cust, const char *metric, uq_ids *
         if (cust) out->cust = strdup(PQgetisnull(res, 0, 0) ? "{}" : PQgetvalue(res, 0, 0));
         if (metric) out->metric = strdup(PQgetisnull(res, 0, 1) ? "{}" : PQgetvalue(res, 0, 1));
         out->has_unique = PQgetvalue(res, 0, 2)[0] == 't';
-        if ((cust && !out->cust) || (metric && !out->metric)) {
+        bool oom = uq_metric_map(PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3), out) != 0;
+        if ((cust && !out->cust) || (metric && !out->metric) || oom) {
             api_err(r, 503, "unavailable", "out of memory");
             uq_ids_free(out);
             rc = -1;
@@ -833,7 +881,7 @@ static const char *val_or_null(const PGresult *res, int i, int col) {
 typedef struct uq_key {
     const char *slug, *cust, *metric; /* NULL when not grouped by it */
     int64_t s;
-    int row;
+    const char *qty, *events;
 } uq_key;
 
 static int uq_strcmp0(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : ""); }
@@ -847,37 +895,27 @@ static int uq_key_cmp(const void *pa, const void *pb) {
     return c;
 }
 
-/* Writes the rows of res as JSON, series by series in time order, with the
- * empty buckets of each series (and of the single series when there is no
- * grouping) when fill is set.  starts[0..nb) ascending; to ends the last.
- * false if out of memory. */
-static bool agg_render(buf *b, const PGresult *res, const int64_t *starts, size_t nb, int64_t to,
-                       bool with_org, bool by_cust, bool by_metric, bool fill) {
+/* Writes n keyed rows as JSON (sorting ord), series by series in time
+ * order, with the empty buckets of each series (and of the single series
+ * when there is no grouping) when fill is set.  starts[0..nb) ascending; to
+ * ends the last. */
+static void agg_emit(buf *b, uq_key *ord, size_t n, const int64_t *starts, size_t nb, int64_t to,
+                     bool single, bool fill) {
     bool first = true;
-    int n = PQntuples(res);
-    bool single = !with_org && !by_cust && !by_metric;
     if (n == 0 && single && fill) {
         for (size_t k = 0; k < nb; k++)
             agg_row(b, &first, NULL, NULL, NULL, starts[k], k + 1 < nb ? starts[k + 1] : to, "0",
                     "0");
-        return true;
+        return;
     }
-    uq_key *ord = malloc((size_t)(n ? n : 1) * sizeof *ord);
-    if (!ord) return false;
-    for (int j = 0; j < n; j++)
-        ord[j] = (uq_key){with_org ? val_or_null(res, j, A_SLUG) : NULL,
-                          by_cust ? val_or_null(res, j, A_CUST) : NULL,
-                          by_metric ? val_or_null(res, j, A_METRIC) : NULL,
-                          strtoll(PQgetvalue(res, j, A_START), NULL, 10), j};
-    qsort(ord, (size_t)n, sizeof *ord, uq_key_cmp);
-    int i = 0;
+    qsort(ord, n, sizeof *ord, uq_key_cmp);
+    size_t i = 0;
     while (i < n) {
         const uq_key *g = &ord[i];
         size_t k = 0;
         while (i < n && !uq_strcmp0(ord[i].slug, g->slug) && !uq_strcmp0(ord[i].cust, g->cust) &&
                !uq_strcmp0(ord[i].metric, g->metric)) {
             int64_t s = ord[i].s;
-            int row = ord[i].row;
             while (k < nb && starts[k] < s) { /* empty buckets before this row */
                 if (fill)
                     agg_row(b, &first, g->slug, g->cust, g->metric, starts[k],
@@ -887,8 +925,7 @@ static bool agg_render(buf *b, const PGresult *res, const int64_t *starts, size_
             int64_t end = k < nb && starts[k] == s && k + 1 < nb ? starts[k + 1] : to;
             if (ML_NEVER(k >= nb || starts[k] != s)) /* a row outside the bucket list */
                 end = s;
-            agg_row(b, &first, g->slug, g->cust, g->metric, s, end, PQgetvalue(res, row, A_QTY),
-                    PQgetvalue(res, row, A_EVENTS));
+            agg_row(b, &first, g->slug, g->cust, g->metric, s, end, ord[i].qty, ord[i].events);
             if (k < nb && starts[k] == s) k++;
             i++;
         }
@@ -896,7 +933,88 @@ static bool agg_render(buf *b, const PGresult *res, const int64_t *starts, size_
             agg_row(b, &first, g->slug, g->cust, g->metric, starts[k],
                     k + 1 < nb ? starts[k + 1] : to, "0", "0");
     }
+}
+
+/* The rows of a UQ_AGG_SQL-shaped result as JSON (agg_emit).  false if out
+ * of memory. */
+static bool agg_render(buf *b, const PGresult *res, const int64_t *starts, size_t nb, int64_t to,
+                       bool with_org, bool by_cust, bool by_metric, bool fill) {
+    int n = PQntuples(res);
+    uq_key *ord = malloc((size_t)(n ? n : 1) * sizeof *ord);
+    if (!ord) return false;
+    for (int j = 0; j < n; j++)
+        ord[j] = (uq_key){with_org ? val_or_null(res, j, A_SLUG) : NULL,
+                          by_cust ? val_or_null(res, j, A_CUST) : NULL,
+                          by_metric ? val_or_null(res, j, A_METRIC) : NULL,
+                          strtoll(PQgetvalue(res, j, A_START), NULL, 10),
+                          PQgetvalue(res, j, A_QTY), PQgetvalue(res, j, A_EVENTS)};
+    agg_emit(b, ord, (size_t)n, starts, nb, to, !with_org && !by_cust && !by_metric, fill);
     free(ord);
+    return true;
+}
+
+/* ---- one customer, hourly, whole UTC hours: the hottest query -------------
+ * The rollup rows of one customer come straight from the primary key (no
+ * join, no numeric functions): metric id, hour, and the raw quantity, events
+ * and max columns; the metric's code and aggregation (which column it
+ * reports) come from uq_resolve's map, trailing zeros are trimmed here.
+ * $1 org, $2 customer, $3 metric ids (bigint[]), $4 from, $5 to. */
+static const char k_agg_sql_cust[] =
+    "SELECT r.metric_id, (extract(epoch FROM r.bucket))::bigint * 1000000, r.quantity::text,"
+    "       r.events::text, r.max_quantity::text"
+    "  FROM usage_rollup_hour r"
+    " WHERE r.org_id = $1::bigint AND r.customer_id = $2::bigint"
+    "   AND r.metric_id = ANY ($3::bigint[])"
+    "   AND r.bucket >= $4::timestamptz AND r.bucket < $5::timestamptz";
+
+/* "12.500000000000" -> "12.5", "3.000" -> "3" (copied into out). */
+static const char *trim_dec(const char *v, char *out, size_t cap) {
+    size_t n = strlen(v);
+    if (n >= cap) return v;
+    memcpy(out, v, n + 1);
+    char *dot = strchr(out, '.');
+    if (!dot) return out;
+    char *end = out + n;
+    while (end > dot + 1 && end[-1] == '0') *--end = '\0';
+    if (end == dot + 1) *dot = '\0';
+    return out;
+}
+
+#define UQ_QTY_MAX 48 /* numeric(38,12) as text, with sign and point */
+
+/* Renders one customer's rows (k_agg_sql_cust) with the metric map of
+ * uq_resolve; cust is the customer's external id when grouped by customer,
+ * the metric's code is shown when grouped by metric.  false if out of
+ * memory. */
+static bool agg_render_cust(buf *b, const PGresult *res, const uq_ids *ids, const char *cust,
+                            bool by_metric, const int64_t *starts, size_t nb, int64_t to,
+                            bool fill) {
+    int n = PQntuples(res);
+    uq_key *ord = malloc((size_t)(n ? n : 1) * sizeof *ord);
+    char *qtys = malloc((size_t)(n ? n : 1) * UQ_QTY_MAX);
+    if (!ord || !qtys) {
+        free(ord);
+        free(qtys);
+        return false;
+    }
+    size_t m = 0;
+    for (int j = 0; j < n; j++) {
+        long long mid = strtoll(PQgetvalue(res, j, 0), NULL, 10);
+        const uq_metric *me = NULL;
+        for (size_t k = 0; k < ids->nmetrics && !me; k++)
+            if (ids->metrics[k].id == mid) me = &ids->metrics[k];
+        if (ML_NEVER(!me)) continue;
+        const char *v = me->agg == 'c' ? PQgetvalue(res, j, 3)
+                        : me->agg == 'm' ? PQgetvalue(res, j, 4)
+                                         : PQgetvalue(res, j, 2);
+        ord[m++] = (uq_key){NULL, cust, by_metric ? me->code : NULL,
+                            strtoll(PQgetvalue(res, j, 1), NULL, 10),
+                            trim_dec(v, qtys + (size_t)j * UQ_QTY_MAX, UQ_QTY_MAX),
+                            PQgetvalue(res, j, 3)};
+    }
+    agg_emit(b, ord, m, starts, nb, to, !cust && !by_metric, fill);
+    free(ord);
+    free(qtys);
     return true;
 }
 
@@ -1019,12 +1137,17 @@ void h_usage_aggregate(api_req *r) {
                            (ids.metric ? one_id(ids.metric, one_metric) : a.by_metric);
     const char *vr[5] = {org, ids.cust ? one_cust : NULL, ids.metric ? one_metric : NULL, sfrom,
                          sto};
-    res = rows_are_output ? db_exec(r->db, &e, k_agg_sql_rows, 5, vr)
-                          : db_exec(r->db, &e,
-                                    row_is_bucket ? k_agg_sql_direct
-                                    : hourly      ? k_agg_sql_hour
-                                                  : k_agg_sql_15m,
-                                    10, v);
+    /* one customer: its rollup rows straight from the primary key */
+    bool one_cust_rows = rows_are_output && ids.cust && ids.metric_ids && ids.nmetrics > 0;
+    if (one_cust_rows)
+        res = DB_EXECP(r->db, &e, k_agg_sql_cust, org, one_cust, ids.metric_ids, sfrom, sto);
+    else
+        res = rows_are_output ? db_exec(r->db, &e, k_agg_sql_rows, 5, vr)
+                              : db_exec(r->db, &e,
+                                        row_is_bucket ? k_agg_sql_direct
+                                        : hourly      ? k_agg_sql_hour
+                                                      : k_agg_sql_15m,
+                                        10, v);
     if (!res) {
         api_db_fail(r, &e);
         goto out;
@@ -1032,7 +1155,11 @@ void h_usage_aggregate(api_req *r) {
     buf b;
     buf_init(&b);
     buf_adds(&b, "{\"data\":[");
-    if (!agg_render(&b, res, starts, nb, to, with_org, a.by_customer, a.by_metric, a.fill_zero))
+    if (one_cust_rows ? !agg_render_cust(&b, res, &ids,
+                                         a.by_customer ? uq_get(&p, "customer_id") : NULL,
+                                         a.by_metric, starts, nb, to, a.fill_zero)
+                      : !agg_render(&b, res, starts, nb, to, with_org, a.by_customer, a.by_metric,
+                                    a.fill_zero))
         b.oom = true;
     buf_adds(&b, "]}");
     if (b.oom)

@@ -488,6 +488,9 @@ Test(usage_query, aggregate_group_by_filters_and_fill) {
         agg(&w, v, NEV, mkq("UTC", G_HOUR, f, t, 0, m, false, true)); /* single series, filled */
         agg(&w, v, NEV, mkq("UTC", G_HOUR, f, t, -1, m, true, true)); /* per customer, filled */
         agg(&w, v, NEV, mkq("UTC", G_DAY, f, t, 2, m, true, false));
+        /* one customer by the hour is answered from its rollup rows alone
+         * (k_agg_sql_cust): named by customer, unfilled */
+        agg(&w, v, NEV, mkq("UTC", G_HOUR, f, t, 2, m, true, false));
     }
     agg(&w, v, NEV, mkq("UTC", G_HOUR, f, t, 1, -1, true, true));
     /* group_by=customer,metric with a metric filter still names the metric */
