@@ -237,8 +237,9 @@ void api_reports_issued(api_req *r, const char *invoice_id) {
     if (rc == REPO_OK)
         ensure_job(r, org, id, err, sizeof err); /* logged; GET .../pdf heals it */
     else if (rc != REPO_NOT_FOUND)
-        LOG_KV(LOG_WARN, "cannot find an issued invoice's report", LF_S("request_id", r->request_id),
-               LF_S("invoice_id", invoice_id), LF_S("error", de.msg));
+        LOG_KV(LOG_WARN, "cannot find an issued invoice's report",
+               LF_S("request_id", r->request_id), LF_S("invoice_id", invoice_id),
+               LF_S("error", de.msg));
 }
 
 /* ======================================================================= */
@@ -467,8 +468,7 @@ static void send_file(api_req *r, const repo_rep_file *f) {
                LF_S("report_id", f->id), LF_S("path", path),
                LF_S("error", fd < 0 ? strerror(errno) : "size differs from the record"));
         if (fd >= 0) close(fd);
-        api_err(r, 500, "internal", "the report's file is unavailable (request %s)",
-                r->request_id);
+        api_err(r, 500, "internal", "the report's file is unavailable (request %s)", r->request_id);
         return;
     }
     char disp[192];
@@ -493,8 +493,7 @@ void h_reports_download(api_req *r) {
         bool unfinished = strcmp(f.status, "failed") != 0;
         if (unfinished) api_header(r, "Retry-After", "2");
         api_json(r, 409,
-                 json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "error", "code", "conflict",
-                           "message",
+                 json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "error", "code", "conflict", "message",
                            unfinished ? "the report is not ready yet; poll its status_url"
                                       : "the report failed; see its error",
                            "details", "field", "status", "message", f.status));
@@ -529,8 +528,8 @@ void h_invoices_pdf(api_req *r) {
         char msg[160];
         snprintf(msg, sizeof msg, "invoice is %s; only issued invoices have a PDF", p.status);
         api_json(r, 409,
-                 json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "error", "code", "conflict",
-                           "message", msg, "details", "field", "status", "message", p.status));
+                 json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "error", "code", "conflict", "message",
+                           msg, "details", "field", "status", "message", p.status));
         return;
     }
     if (p.ready.id[0]) {
@@ -555,8 +554,8 @@ void h_invoices_pdf(api_req *r) {
                  "rendering the invoice PDF failed (report %s: %s); POST /v1/reports to try again",
                  p.last_id, p.last_error);
         api_json(r, 409,
-                 json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "error", "code", "conflict",
-                           "message", msg, "details", "field", "report", "message", "failed"));
+                 json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "error", "code", "conflict", "message",
+                           msg, "details", "field", "report", "message", "failed"));
         return;
     }
     /* issued without a report row (before reports existed): request one */

@@ -210,10 +210,11 @@ int repo_rep_file_get(db *d, db_err *e, long long org_id, const char *id, repo_r
     org_text(org_id, org);
     memset(out, 0, sizeof *out);
     if (!repo_is_uuid(id)) return REPO_NOT_FOUND;
-    PGresult *r = DB_EXEC(d, e,
-                          "SELECT " FILE_COLS("r") " FROM reports r "
-                          "WHERE ($1::bigint = 0 OR r.org_id = $1) AND r.id = $2::uuid",
-                          org, id);
+    PGresult *r = DB_EXEC(
+        d, e,
+        "SELECT " FILE_COLS("r") " FROM reports r "
+                                 "WHERE ($1::bigint = 0 OR r.org_id = $1) AND r.id = $2::uuid",
+        org, id);
     if (!r) return REPO_ERR;
     int rc = REPO_NOT_FOUND;
     if (PQntuples(r) == 1) {
@@ -252,8 +253,8 @@ int repo_rep_issue_insert(db *d, db_err *e, const char *invoice_id) {
                   invoice_id);
 }
 
-int repo_rep_invoice_queued(db *d, db_err *e, long long org_id, const char *invoice_id,
-                            char id[40], long long *report_org) {
+int repo_rep_invoice_queued(db *d, db_err *e, long long org_id, const char *invoice_id, char id[40],
+                            long long *report_org) {
     char org[24];
     org_text(org_id, org);
     id[0] = '\0';
@@ -283,15 +284,16 @@ int repo_rep_invoice_pdf(db *d, db_err *e, long long org_id, const char *invoice
     PGresult *r = DB_EXEC(
         d, e,
         "SELECT i.org_id, i.status, i.number IS NOT NULL, "
-        "       l.id, l.status, coalesce(l.error, ''), l.job_id IS NOT NULL, " FILE_COLS("s")
-        "  FROM invoices i "
-        "  LEFT JOIN LATERAL (SELECT * FROM reports x WHERE x.invoice_id = i.id "
-        "                       AND x.created_at >= i.issued_at "
-        "                     ORDER BY x.created_at DESC, x.id DESC LIMIT 1) l ON true "
-        "  LEFT JOIN LATERAL (SELECT * FROM reports x WHERE x.invoice_id = i.id "
-        "                       AND x.status = 'succeeded' AND x.invoice_number IS NOT NULL "
-        "                     ORDER BY x.finished_at DESC, x.id DESC LIMIT 1) s ON true "
-        " WHERE ($1::bigint = 0 OR i.org_id = $1) AND i.id = $2::uuid",
+        "       l.id, l.status, coalesce(l.error, ''), l.job_id IS NOT NULL, " FILE_COLS(
+            "s") "  FROM invoices i "
+                 "  LEFT JOIN LATERAL (SELECT * FROM reports x WHERE x.invoice_id = i.id "
+                 "                       AND x.created_at >= i.issued_at "
+                 "                     ORDER BY x.created_at DESC, x.id DESC LIMIT 1) l ON true "
+                 "  LEFT JOIN LATERAL (SELECT * FROM reports x WHERE x.invoice_id = i.id "
+                 "                       AND x.status = 'succeeded' AND x.invoice_number IS NOT "
+                 "NULL "
+                 "                     ORDER BY x.finished_at DESC, x.id DESC LIMIT 1) s ON true "
+                 " WHERE ($1::bigint = 0 OR i.org_id = $1) AND i.id = $2::uuid",
         org, invoice_id);
     if (!r) return REPO_ERR;
     if (PQntuples(r) != 1) {

@@ -65,8 +65,7 @@ int repo_rep_file_get(db *d, db_err *e, long long org_id, const char *id, repo_r
 /* An unfinished report whose job died (the worker could not record it, e.g.
  * its last attempt timed out) → failed with error.  REPO_OK (moved),
  * REPO_NOT_FOUND (not unfinished any more), REPO_ERR. */
-int repo_rep_fail_unfinished(db *d, db_err *e, long long org_id, const char *id,
-                             const char *error);
+int repo_rep_fail_unfinished(db *d, db_err *e, long long org_id, const char *id, const char *error);
 
 /* ---- invoices ---- */
 /* Issue hook, inside the issuing transaction (the invoice row is locked and
@@ -75,14 +74,14 @@ int repo_rep_issue_insert(db *d, db_err *e, const char *invoice_id);
 
 /* The newest queued report of invoice id without a recorded job — what the
  * issue hook inserted — (id, its org); REPO_NOT_FOUND when none. */
-int repo_rep_invoice_queued(db *d, db_err *e, long long org_id, const char *invoice_id,
-                            char id[40], long long *report_org);
+int repo_rep_invoice_queued(db *d, db_err *e, long long org_id, const char *invoice_id, char id[40],
+                            long long *report_org);
 
 /* What GET /v1/invoices/{id}/pdf decides on. */
 typedef struct repo_rep_pdf {
-    long long org_id;   /* the invoice's */
-    char status[24];    /* the invoice's */
-    bool issued;        /* it has a number */
+    long long org_id;    /* the invoice's */
+    char status[24];     /* the invoice's */
+    bool issued;         /* it has a number */
     repo_rep_file ready; /* newest succeeded report with a number (id "" = none) */
     /* the newest report requested since the issue (id "" = none) */
     char last_id[40];

@@ -297,18 +297,18 @@ static wk_status render_invoice(rep *m, const pdf_template *t, bool own_seller,
     int rc = repo_inv_get(m->ctx->db, &e, atoll(m->org), m->invoice_id, &inv);
     if (rc == REPO_NOT_FOUND) return permanent(m, "invoice %s is gone", m->invoice_id);
     if (rc != REPO_OK) return wk_fail_db(m->res, &e, "read invoice");
-    PGresult *r = DB_EXEC(
-        m->ctx->db, &e,
-        "SELECT c.name, c.email, coalesce(array_to_json(array_remove(ARRAY["
-        "  nullif(btrim(c.billing_address ->> 'line1'), ''), "
-        "  nullif(btrim(c.billing_address ->> 'line2'), ''), "
-        "  nullif(btrim(concat_ws(' ', c.billing_address ->> 'postal_code', "
-        "                         c.billing_address ->> 'city')), ''), "
-        "  nullif(btrim(c.billing_address ->> 'region'), ''), "
-        "  nullif(btrim(c.billing_address ->> 'country'), '')], NULL))::text, '[]') "
-        "FROM invoices i JOIN customers c ON c.org_id = i.org_id AND c.id = i.customer_id "
-        "WHERE i.id = $1::uuid AND i.org_id = $2",
-        m->invoice_id, m->org);
+    PGresult *r =
+        DB_EXEC(m->ctx->db, &e,
+                "SELECT c.name, c.email, coalesce(array_to_json(array_remove(ARRAY["
+                "  nullif(btrim(c.billing_address ->> 'line1'), ''), "
+                "  nullif(btrim(c.billing_address ->> 'line2'), ''), "
+                "  nullif(btrim(concat_ws(' ', c.billing_address ->> 'postal_code', "
+                "                         c.billing_address ->> 'city')), ''), "
+                "  nullif(btrim(c.billing_address ->> 'region'), ''), "
+                "  nullif(btrim(c.billing_address ->> 'country'), '')], NULL))::text, '[]') "
+                "FROM invoices i JOIN customers c ON c.org_id = i.org_id AND c.id = i.customer_id "
+                "WHERE i.id = $1::uuid AND i.org_id = $2",
+                m->invoice_id, m->org);
     if (!r) {
         json_decref(inv);
         return wk_fail_db(m->res, &e, "read customer");
@@ -338,8 +338,8 @@ static wk_status render_invoice(rep *m, const pdf_template *t, bool own_seller,
     for (size_t i = 0; i < nad; i++) padr[i] = json_string_value(json_array_get(addr, i));
     for (size_t i = 0; i < nl; i++) {
         json_t *l = json_array_get(lines, i);
-        const char *q = jstr(l, "billable_quantity") ? jstr(l, "billable_quantity")
-                                                     : jstr(l, "quantity");
+        const char *q =
+            jstr(l, "billable_quantity") ? jstr(l, "billable_quantity") : jstr(l, "quantity");
         pl[i] = (pdf_line){.kind = jstr(l, "kind"),
                            .description = jstr(l, "description"),
                            .quantity = dtrim(m, q),
@@ -469,8 +469,8 @@ static wk_status render_usage(rep *m, const pdf_template *t, buf *out, char *fil
     snprintf(day0s, sizeof day0s, "%lld", (long long)(day0 / 1000000));
 
     cust = DB_EXEC(m->ctx->db, &e,
-                   "SELECT name, external_id FROM customers WHERE org_id = $1 AND id = $2",
-                   m->org, m->customer_id);
+                   "SELECT name, external_id FROM customers WHERE org_id = $1 AND id = $2", m->org,
+                   m->customer_id);
     if (!cust) return wk_fail_db(m->res, &e, "read customer");
     if (PQntuples(cust) != 1) {
         PQclear(cust);
@@ -574,12 +574,13 @@ static wk_status render_usage(rep *m, const pdf_template *t, buf *out, char *fil
     fill_series(hours, ms, nm, true, n_hours);
     fill_series(days, ms, nm, false, n_days);
     for (size_t i = 0; i < nm; i++)
-        pm[i] = (pdf_metric){.code = PQgetvalue(mets, (int)i, 1),
-                             .name = PQgetvalue(mets, (int)i, 2),
-                             .unit = PQgetisnull(mets, (int)i, 3) ? NULL : PQgetvalue(mets, (int)i, 3),
-                             .total = PQgetvalue(mets, (int)i, 4),
-                             .daily = ms[i].daily,
-                             .hourly = ms[i].hourly};
+        pm[i] =
+            (pdf_metric){.code = PQgetvalue(mets, (int)i, 1),
+                         .name = PQgetvalue(mets, (int)i, 2),
+                         .unit = PQgetisnull(mets, (int)i, 3) ? NULL : PQgetvalue(mets, (int)i, 3),
+                         .total = PQgetvalue(mets, (int)i, 4),
+                         .daily = ms[i].daily,
+                         .hourly = ms[i].hourly};
     char d_from[11], d_to[11], d_gen[11];
     day_of(m->from_us, d_from);
     day_of(m->to_us - 1, d_to);
@@ -678,7 +679,8 @@ static void sweep_tmp(const char *dir, const char *id) {
         if (n > pl + 4 && !strncmp(de->d_name, prefix, pl) && !strcmp(de->d_name + n - 4, ".tmp")) {
             char p[1024];
             snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-            if (unlink(p) == 0) LOG_KV(LOG_INFO, "removed a stale report temp file", LF_S("path", p));
+            if (unlink(p) == 0)
+                LOG_KV(LOG_INFO, "removed a stale report temp file", LF_S("path", p));
         }
     }
     closedir(d);
@@ -814,9 +816,9 @@ wk_status wk_job_report_render(wk_ctx *ctx, wk_result *res) {
         goto out;
     }
     ctx->progress(ctx, 100, "done");
-    st = wk_ok_json(res, json_pack("{s:s, s:s, s:s, s:I, s:s}", "report_id", m.id, "status",
-                                   "succeeded", "file", rel, "size_bytes", (json_int_t)pdf.len,
-                                   "sha256", hex));
+    st = wk_ok_json(res,
+                    json_pack("{s:s, s:s, s:s, s:I, s:s}", "report_id", m.id, "status", "succeeded",
+                              "file", rel, "size_bytes", (json_int_t)pdf.len, "sha256", hex));
 out:
     buf_free(&pdf);
     rep_free(&m);

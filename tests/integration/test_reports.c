@@ -512,8 +512,9 @@ Test(reports, a_lost_enqueue_is_healed_and_a_dead_job_fails_its_report_on_read, 
     cr_assert_eq(jq_reserve(q, types, 1, "test", &jj, 1, err, sizeof err), 1, "%s", err);
     jq_job_clear(&jj);
     bool dead = false;
-    cr_assert_eq(jq_fail(q, job, "test", "job timeout after 300000 ms", true, &dead, err,
-                         sizeof err), JQ_OK);
+    cr_assert_eq(
+        jq_fail(q, job, "test", "job timeout after 300000 ms", true, &dead, err, sizeof err),
+        JQ_OK);
     cr_assert(dead);
     jq_close(q);
     PQclear(Q(w.pg, "UPDATE reports SET status = 'running', job_id = $2 WHERE id = $1::uuid",
@@ -560,8 +561,10 @@ Test(reports, kill_9_while_writing_is_retried_into_one_complete_file, .init = se
     char id[40];
     snprintf(id, sizeof id, "%s", th_str(r.json, "id"));
     th_resp_free(&r);
-    PGresult *pr = Q(w.pg, "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY/MM') FROM reports "
-                           "WHERE id = $1::uuid", id);
+    PGresult *pr = Q(w.pg,
+                     "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY/MM') FROM reports "
+                     "WHERE id = $1::uuid",
+                     id);
     char dir[512];
     snprintf(dir, sizeof dir, "%s/%s/%s", getenv("BILLING_STORAGE_DIR"), w.org_s,
              PQgetvalue(pr, 0, 0));
@@ -636,7 +639,8 @@ static const struct {
     {"{\"kind\":\"usage\",\"customer_id\":\"zh\",\"from\":\"2026-10-01T00:30:00Z\","
      "\"to\":\"2026-11-01\"}",
      "from"},
-    {"{\"kind\":\"usage\",\"customer_id\":\"nobody\",\"from\":\"2026-10-01\",\"to\":\"2026-11-01\"}",
+    {"{\"kind\":\"usage\",\"customer_id\":\"nobody\",\"from\":\"2026-10-01\",\"to\":\"2026-11-"
+     "01\"}",
      "customer_id"},
     {"{\"kind\":\"usage\",\"invoice_id\":\"x\",\"customer_id\":\"zh\",\"from\":\"2026-10-01\","
      "\"to\":\"2026-11-01\"}",
@@ -669,8 +673,8 @@ static void *poll_main(void *arg) {
     return NULL;
 }
 
-Test(reports, bad_requests_and_long_polls_that_end_with_the_client_or_the_server,
-     .init = setup, .fini = teardown, .timeout = 120) {
+Test(reports, bad_requests_and_long_polls_that_end_with_the_client_or_the_server, .init = setup,
+     .fini = teardown, .timeout = 120) {
     world w;
     world_init(&w);
     for (size_t i = 0; i < ML_ARRAY_LEN(k_bad); i++) {
