@@ -164,10 +164,10 @@ struct api_req {
     bool file_set;      /* api_file: the body is file_fd[0, file_len) */
     int file_fd;
     long long file_len;
-    int64_t again_until_us;  /* api_again: re-run the handler until then */
-    struct event *again_ev;  /* loop thread: the timer between runs */
-    int again_runs;          /* runs of a long poll so far, minus one */
-    char again_note[32];     /* the handler's own note, kept across runs */
+    int64_t again_until_us; /* api_again: re-run the handler until then */
+    struct event *again_ev; /* loop thread: the timer between runs */
+    int again_runs;         /* runs of a long poll so far, minus one */
+    char again_note[32];    /* the handler's own note, kept across runs */
     bool pending;       /* handed to another thread, which calls api_complete */
     atomic_int hold;    /* while pending: completes when it drops to 0 */
     bool defer_db;      /* RT_FAST handler on the loop thread: run me on a

@@ -163,8 +163,8 @@ static const row k_rows[] = {
     {"GET", "/v1/reports", "/v1/reports", NULL, 200, READERS, 0, NULL},
     {"GET", "/v1/reports/{id}", "/v1/reports/00000000-0000-4000-8000-000000000000", NULL, 404,
      READERS, 0, NULL},
-    {"GET", "/v1/reports/{id}/download", "/v1/reports/00000000-0000-4000-8000-000000000000/download",
-     NULL, 404, READERS, 0, NULL},
+    {"GET", "/v1/reports/{id}/download",
+     "/v1/reports/00000000-0000-4000-8000-000000000000/download", NULL, 404, READERS, 0, NULL},
     {"GET", "/v1/invoices/{id}/pdf", "/v1/invoices/{inv}/pdf", NULL, 409, READERS, 0, NULL},
     /* jobs */
     {"GET", "/v1/jobs/{id}", "/v1/jobs/{job}", NULL, 200, READERS | B(P_KEY_USAGE), 0, NULL},
