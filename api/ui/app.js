@@ -23,6 +23,7 @@ const state = {
   cache: {},         // per-organization lists used by selects: metrics, plans
   usage: null,       // the usage page's filters (kept while navigating)
   invoices: null,    // the invoice list's view and filters (kept while navigating)
+  reports: null,     // the report list's filters (kept while navigating)
 };
 
 const ORG_KEY = 'meterline.admin.org';
@@ -75,6 +76,7 @@ const ICONS = {
   settings: ['M4 21v-7', 'M4 10V3', 'M12 21v-9', 'M12 8V3', 'M20 21v-5', 'M20 12V3', 'M1 14h6', 'M9 8h6', 'M17 16h6'],
   search: ['M3 11a8 8 0 1 0 16 0a8 8 0 1 0-16 0', 'M21 21l-4.35-4.35'],
   logout: ['M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4', 'M16 17l5-5-5-5', 'M21 12H9'],
+  download: ['M21 15v4a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2v-4', 'M7 10l5 5 5-5', 'M12 15V3'],
   key: ['M21 2l-2 2', 'M15.5 7.5l3 3L22 7l-3-3', 'M11.39 11.61a5.5 5.5 0 1 1-7.78 7.78 5.5 5.5 0 0 1 7.78-7.78z', 'M11.39 11.61L19 4'],
 };
 
@@ -166,11 +168,14 @@ async function api(method, path, body, opts = {}) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
+  if (opts.signal) init.signal = opts.signal;
   let res;
   try {
     res = await fetch(url, init);
   } catch {
-    throw new ApiError(0, null, null, 'Cannot reach Meterline. Check your connection and try again.');
+    const err = new ApiError(0, null, null, 'Cannot reach Meterline. Check your connection and try again.');
+    err.aborted = !!(opts.signal && opts.signal.aborted);
+    throw err;
   }
   let data = null;
   if (res.status !== 204) {
@@ -320,11 +325,13 @@ const val = (form, name) => {
 // auth screens
 
 function renderAuth(mode = 'login', notice = null) {
+  if (pageCtl) pageCtl.abort();
   state.me = null;
   clear($toasts);
   state.cache = {};
   state.usage = null;
   state.invoices = null;
+  state.reports = null;
   const signup = mode === 'signup';
   const btn = h('button', { class: 'btn primary block', type: 'submit' }, signup ? 'Create account' : 'Sign in');
   const pw = input({ type: 'password', autocomplete: signup ? 'new-password' : 'current-password', required: true, minlength: signup ? 8 : null });
@@ -396,8 +403,7 @@ const NAV = [
   { path: '/plans', label: 'Plans', icon: 'plans' },
   { path: '/usage', label: 'Usage', icon: 'usage' },
   { path: '/invoices', label: 'Invoices', icon: 'invoices' },
-  { section: 'Coming soon' },
-  { path: '/reports', label: 'Reports', icon: 'reports', soon: true },
+  { path: '/reports', label: 'Reports', icon: 'reports' },
 ];
 
 let $main = null;
@@ -419,6 +425,7 @@ function chooseOrg(slug) {
   state.cache = {};
   state.usage = null;
   state.invoices = null;
+  state.reports = null;
   if (slug) localStorage.setItem(ORG_KEY, slug); else localStorage.removeItem(ORG_KEY);
   renderShell();
   route();
@@ -472,8 +479,13 @@ const ROUTES = [
   [/^\/usage$/, pageUsage],
   [/^\/invoices$/, pageInvoices],
   [/^\/invoices\/(.+)$/, pageInvoice],
-  [/^\/(reports)$/, pageSoon],
+  [/^\/reports$/, pageReports],
 ];
+
+// Aborted when the next page is drawn: pass pageSignal() to api() for
+// requests that may outlive their page (long polls), and stop loops on it.
+let pageCtl = null;
+const pageSignal = () => (pageCtl ? pageCtl.signal : undefined);
 
 function route() {
   if (!state.me || !$main) return;
@@ -496,10 +508,13 @@ function route() {
       a.removeAttribute('aria-current');
     }
   });
+  // long polls and retry loops of the previous page end with it
+  if (pageCtl) pageCtl.abort();
+  pageCtl = new AbortController();
   const page = h('div', { class: 'page' });
   clear($main).appendChild(page);
   window.scrollTo(0, 0);
-  if (needsOrg() && handler !== pageOverview && handler !== pageSoon) {
+  if (needsOrg() && handler !== pageOverview) {
     pageChooseOrg(page);
     return;
   }
@@ -2745,14 +2760,18 @@ async function pageInvoice(page, id) {
   const trail = h('section', { class: 'card', id: 'invoice-trail' });
   const disputes = h('section', { class: 'card', id: 'invoice-disputes' });
   clear(page).append(head, actions, details, lines, late, disputes, trail);
+  // the PDF: kept across redraws of the header (its checks run on their own)
+  const pdfSlot = h('div', { class: 'inv-pdf', 'aria-live': 'polite', dataset: { testid: 'invoice-pdf' } });
+  const drawPdf = invoicePdf(pdfSlot, () => inv);
 
   const title = () => (inv.number ? `Invoice ${inv.number}` : inv.status === 'void' ? 'Void draft' : 'Draft invoice');
   function drawHead() {
     crumbTail.textContent = inv.number || 'Draft';
-    const ph = pageHead(title(), `${inv.customer ? inv.customer.name : ''} · ${fmtPeriod(inv.period_start, inv.period_end)}`, null, crumb);
+    const ph = pageHead(title(), `${inv.customer ? inv.customer.name : ''} · ${fmtPeriod(inv.period_start, inv.period_end)}`, [pdfSlot], crumb);
     ph.querySelector('h1').append(' ', statusBadge(inv.status));
     ph.querySelector('h1').classList.add('inv-title');
     clear(head).appendChild(ph);
+    drawPdf();
   }
 
   function drawDetails() {
@@ -3052,22 +3071,441 @@ async function pageInvoice(page, id) {
 }
 
 // ---------------------------------------------------------------------------
-// coming soon
+// reports: usage-report PDFs requested on the Reports page, invoice PDFs
+// (issuing renders them; drafts are previewed from the invoice page)
+//
+// The worker renders a report in the background.  GET /v1/reports/{id}?wait=N
+// holds its answer until the status changes or N seconds pass, so following a
+// report costs one request per status change, not a timer; the hold ends on
+// a status change only, so while a report runs it is kept short to refresh
+// the progress.  A browser opens about six connections per host: at most
+// REPORT_FOLLOW_MAX reports of a list are followed at once (the ones this
+// page requested always are); the others refresh with the list.  Every role
+// requests and reads reports (api/routes.c: ROLES_ALL), viewers included.
+// Downloads are plain links: the session cookie authenticates them.
 
-const SOON = {
-  reports: ['Reports', 'reports', 'Render usage and invoice reports as PDF files in the background and download them when they are ready.',
-    'Reports will cover every customer and metric you define.'],
-};
+const REPORT_STATUS = { queued: ['Queued', ''], running: ['Running', 'blue'], succeeded: ['Succeeded', 'green'], failed: ['Failed', 'red'] };
+const REPORT_UNFINISHED = { queued: true, running: true };
+const REPORT_KIND = { usage: 'Usage', invoice: 'Invoice' };
+const REPORT_FOLLOW_MAX = 3;
+const REPORT_WAIT_S = { queued: 25, running: 3 };
 
-async function pageSoon(page, which) {
-  const [title, ico, text, note] = SOON[which];
-  page.appendChild(pageHead(title));
-  page.appendChild(h('section', { class: 'card soon' },
-    h('div', { class: 'soon-ico' }, icon(ico, '')),
-    h('h2', null, `${title} is coming soon`),
-    h('p', null, text),
-    h('p', { class: 'small' }, note),
-    h('span', { class: 'badge blue' }, 'In development')));
+// sleep() that ends early when signal aborts.
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    if (signal && signal.aborted) { resolve(); return; }
+    const done = () => {
+      clearTimeout(t);
+      if (signal) signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    if (signal) signal.addEventListener('abort', done);
+  });
+}
+
+// Follows report rep with long polls until it finished; onState(rep) after
+// every answer.  Resolves with the last report seen: still unfinished when
+// signal aborted (the page was left).  Network trouble is retried with a
+// backoff; it throws after seven misses in a row.
+async function followReport(rep, onState, signal) {
+  let misses = 0;
+  while (REPORT_UNFINISHED[rep.status] && !(signal && signal.aborted)) {
+    try {
+      rep = await api('GET', `/v1/reports/${encodeURIComponent(rep.id)}?wait=${REPORT_WAIT_S[rep.status]}`, undefined, { signal });
+      misses = 0;
+    } catch (err) {
+      if (err.aborted || err.status === 401) return rep;
+      if (err.status === 404 || ++misses >= 7) throw err;
+      await pause(Math.min(1000 * 2 ** (misses - 1), 15000), signal);
+      continue;
+    }
+    if (onState) onState(rep);
+  }
+  return rep;
+}
+
+const reportHref = (rep) => withOrg(rep.download_url || `/v1/reports/${encodeURIComponent(rep.id)}/download`);
+
+function downloadLink(href, label, attrs = {}) {
+  return h('a', { class: `btn ${attrs.cls != null ? attrs.cls : 'sm'}`, href, download: true, ...attrs, cls: null }, icon('download'), label);
+}
+
+// Starts the browser's download of href (same origin, so the session cookie goes along).
+function startDownload(href) {
+  const a = h('a', { href, download: true, hidden: true });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+}
+
+function reportBadge(rep) {
+  const [label, cls] = REPORT_STATUS[rep.status] || [rep.status, ''];
+  return h('span', { class: `badge ${cls}`, dataset: { testid: 'report-status' } }, label);
+}
+
+function reportProgress(rep) {
+  const pct = Math.max(0, Math.min(100, rep.progress || 0));
+  return h('div', { class: 'report-progress' },
+    h('progress', { max: 100, value: pct, 'aria-label': 'Rendering progress' }),
+    h('span', { class: 'muted small', dataset: { testid: 'report-progress' } }, rep.status === 'queued' ? 'waiting' : `${pct}%`));
+}
+
+// What a report covers: the customer and range, or the invoice.
+function reportSubject(rep, names) {
+  const who = rep.customer_id ? (names.get(rep.customer_id) || rep.customer_id) : '—';
+  if (rep.kind === 'invoice') {
+    const label = rep.invoice_number || 'Draft invoice';
+    return [h('div', { class: 'primary-cell' }, rep.invoice_id
+      ? h('a', { href: `#/invoices/${encodeURIComponent(rep.invoice_id)}`, class: rep.invoice_number ? 'mono' : null }, label) : label),
+    h('div', { class: 'sub-cell' }, who)];
+  }
+  return [h('div', { class: 'primary-cell' }, who),
+    h('div', { class: 'sub-cell' }, rep.customer_id && who !== rep.customer_id ? h('span', { class: 'mono' }, `${rep.customer_id} · `) : null,
+      rep.from && rep.to ? fmtPeriod(rep.from, rep.to) : '')];
+}
+
+function reportRow(rep, names) {
+  const tz = browserTz();
+  const ok = rep.status === 'succeeded';
+  return h('tr', { dataset: { reportId: rep.id, status: rep.status, kind: rep.kind } },
+    h('td', null, h('span', { class: 'badge kind' }, REPORT_KIND[rep.kind] || rep.kind)),
+    h('td', { class: 'report-subject' }, reportSubject(rep, names)),
+    h('td', { class: 'report-status' }, reportBadge(rep),
+      REPORT_UNFINISHED[rep.status] ? reportProgress(rep) : null,
+      rep.status === 'failed' ? h('div', { class: 'report-error', dataset: { testid: 'report-error' } }, rep.error || 'Rendering failed.') : null),
+    h('td', { class: 'nowrap hide-sm', title: rep.created_at }, fmtStamp(rep.created_at, tz)),
+    h('td', { class: 'nowrap hide-sm', title: rep.finished_at || '' }, rep.finished_at ? fmtStamp(rep.finished_at, tz) : '—'),
+    h('td', { class: 'num right nowrap', dataset: { testid: 'report-size', value: rep.size_bytes == null ? '' : String(rep.size_bytes) } },
+      ok ? fmtBytes(rep.size_bytes) : '—'),
+    h('td', { class: 'right' }, ok ? downloadLink(reportHref(rep), 'Download', {
+      'aria-label': rep.kind === 'invoice' ? `Download the PDF of invoice ${rep.invoice_number || '(draft)'}`
+        : `Download the usage report of ${rep.customer_id || 'the customer'}${rep.from && rep.to ? `, ${fmtPeriod(rep.from, rep.to)}` : ''}`,
+    }) : null));
+}
+
+// First and exclusive last day (YYYY-MM-DD, UTC) of a named range.
+function reportRange(preset) {
+  const d = new Date();
+  const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+  const tomorrow = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1);
+  if (preset === 'this-month') return { start: day(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1)), end: day(tomorrow) };
+  if (preset === 'last-30') return { start: day(tomorrow - 30 * DAY_MS), end: day(tomorrow) };
+  return monthBounds(prevMonth());
+}
+
+async function pageReports(page) {
+  if (!state.reports) state.reports = { status: '', kind: '', customer: '' };
+  const F = state.reports;
+  const signal = pageSignal();
+  page.appendChild(pageHead('Reports', 'Usage reports and invoice PDFs, rendered in the background. Anyone on the team can request and download them.'));
+  const first = await api('GET', '/v1/customers?limit=200');
+  const names = new Map(first.data.map((c) => [c.external_id, c.name]));
+
+  // ---- request a usage report
+  const cust = customerInput(first, '', { placeholder: 'site-00042', required: true });
+  const range = reportRange('last-month');
+  const presetSel = select([['last-month', 'Last month'], ['this-month', 'This month so far'], ['last-30', 'Last 30 days'], ['custom', 'Custom']], 'last-month');
+  const fromIn = input({ type: 'date', value: range.start, required: true });
+  const toIn = input({ type: 'date', value: range.end, required: true });
+  const covers = h('p', { class: 'muted small report-covers', dataset: { testid: 'report-covers' } });
+  const drawCovers = () => {
+    covers.textContent = fromIn.value && toIn.value && toIn.value > fromIn.value
+      ? `Covers ${fmtPeriod(`${fromIn.value}T00:00:00Z`, `${toIn.value}T00:00:00Z`)} (UTC): totals per metric, a daily chart and an hourly table.`
+      : 'Pick a range of whole days, at most 366.';
+  };
+  presetSel.addEventListener('change', () => {
+    if (presetSel.value !== 'custom') {
+      const r = reportRange(presetSel.value);
+      fromIn.value = r.start;
+      toIn.value = r.end;
+    }
+    drawCovers();
+  });
+  for (const el of [fromIn, toIn]) el.addEventListener('input', () => { presetSel.value = 'custom'; drawCovers(); });
+  drawCovers();
+  const btn = h('button', { class: 'btn primary', type: 'submit' }, 'Request report');
+  const form = h('form', { 'aria-label': 'Request a usage report' },
+    h('div', { class: 'grid report-form-grid' },
+      field({ label: 'Customer', name: 'customer_id', required: true, control: cust.el, hint: cust.hint }),
+      field({ label: 'Range', name: 'preset', control: presetSel }),
+      field({ label: 'From', name: 'from', required: true, control: fromIn, hint: 'First day included (UTC).' }),
+      field({ label: 'To (exclusive)', name: 'to', required: true, control: toIn, hint: 'The first day not included.' })),
+    cust.dl,
+    covers,
+    formAlert(),
+    h('div', { class: 'form-actions' }, btn));
+  onSubmit(form, btn, 'Requesting…', async () => {
+    const body = { kind: 'usage', customer_id: cust.el.value.trim(), from: fromIn.value, to: toIn.value };
+    const errs = [];
+    if (!body.customer_id) errs.push({ field: 'customer_id', message: 'Choose the customer to report on.' });
+    if (!body.from) errs.push({ field: 'from', message: 'Pick the first day.' });
+    if (!body.to) errs.push({ field: 'to', message: 'Pick the day after the last one.' });
+    if (errs.length) throw new ApiError(422, { error: { message: 'Check the fields.', details: errs } });
+    const meta = {};
+    const rep = await api('POST', '/v1/reports', body, { meta });
+    // 202: a new report; 200: the same request is still queued or running
+    toast(meta.status === 200 ? 'The same report is already being prepared; showing it.' : 'Report requested. It renders in the background.');
+    show(rep);
+  }, (err) => (err.status === 422 && err.details.length ? null : errorText(err)));
+  page.appendChild(h('section', { class: 'card form-card', id: 'report-request' },
+    h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Request a usage report'),
+      h('p', { class: 'sub' }, 'A PDF of one customer\'s metered usage. You can leave this page while it renders.'))),
+    h('div', { class: 'card-body' }, form)));
+
+  // ---- the list, its filters and paging
+  const fcust = customerInput(first, F.customer, { placeholder: 'All customers' });
+  const statusSel = select([['', 'All statuses'], ...Object.entries(REPORT_STATUS).map(([k, [l]]) => [k, l])], F.status);
+  const kindSel = select([['', 'All kinds'], ['usage', 'Usage reports'], ['invoice', 'Invoice PDFs']], F.kind);
+  const resetBtn = h('button', { class: 'btn sm ghost', type: 'button' }, 'Clear filters');
+  const filters = h('form', { class: 'inv-filters report-filters', 'aria-label': 'Report filters' },
+    field({ label: 'Customer', name: 'customer_id', control: fcust.el, hint: fcust.hint }),
+    field({ label: 'Status', name: 'status', control: statusSel }),
+    field({ label: 'Kind', name: 'kind', control: kindSel }),
+    h('div', { class: 'inv-filter-reset' }, resetBtn),
+    fcust.dl);
+  filters.noValidate = true;
+  filters.addEventListener('submit', (e) => { e.preventDefault(); load(true); });
+  statusSel.addEventListener('change', () => { F.status = statusSel.value; load(true); });
+  kindSel.addEventListener('change', () => { F.kind = kindSel.value; load(true); });
+  let custTimer = null;
+  fcust.el.addEventListener('input', () => {
+    clearTimeout(custTimer);
+    const v = fcust.el.value.trim();
+    custTimer = setTimeout(() => { if (F.customer !== v) { F.customer = v; load(true); } }, fcust.names.has(v) || !v ? 0 : 500);
+  });
+  resetBtn.addEventListener('click', () => {
+    F.customer = ''; F.status = ''; F.kind = '';
+    fcust.el.value = ''; statusSel.value = ''; kindSel.value = '';
+    load(true);
+  });
+
+  const countEl = h('span', { class: 'count' });
+  const tbody = h('tbody');
+  const table = h('div', { class: 'table-wrap', hidden: true }, h('table', { class: 'table reports-table' },
+    h('caption', { class: 'sr-only' }, 'Reports'),
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Kind'), h('th', { scope: 'col' }, 'Subject'),
+      h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'hide-sm' }, 'Requested'),
+      h('th', { scope: 'col', class: 'hide-sm' }, 'Finished'), h('th', { scope: 'col', class: 'right' }, 'Size'),
+      h('th', { scope: 'col', class: 'right' }, h('span', { class: 'sr-only' }, 'Download')))),
+    tbody));
+  const status = h('div');
+  const more = h('button', { class: 'btn', type: 'button' }, 'Load more');
+  const foot = h('div', { class: 'card-foot', hidden: true }, more);
+  page.appendChild(h('section', { class: 'card', id: 'reports' },
+    h('div', { class: 'card-head' }, h('div', null, h('h2', null, 'Reports'), h('p', { class: 'sub' }, 'Newest first. Invoice PDFs appear here when invoices are issued or previewed.')), countEl),
+    h('div', { class: 'card-body inv-filter-body' }, filters), table, status, foot));
+
+  const rows = new Map();      // report id → its <tr>
+  const following = new Set(); // report ids with a long poll under way
+  let cursor = null;
+  let seq = 0;
+
+  const countText = () => {
+    const n = rows.size;
+    countEl.textContent = `${n}${cursor ? '+' : ''} report${n === 1 && !cursor ? '' : 's'}`;
+  };
+  const put = (rep, fresh) => {
+    const tr = reportRow(rep, names);
+    const old = rows.get(rep.id);
+    if (old) {
+      if (old.classList.contains('fresh')) tr.classList.add('fresh');
+      old.replaceWith(tr);
+    } else if (fresh) {
+      tbody.prepend(tr);
+    } else {
+      tbody.appendChild(tr);
+    }
+    if (fresh) tr.classList.add('fresh');
+    rows.set(rep.id, tr);
+  };
+  // Follows an unfinished report and redraws its row; mine: requested here
+  // (always followed, and a toast when it ends).
+  const follow = (rep, mine) => {
+    if (!REPORT_UNFINISHED[rep.status] || following.has(rep.id)) return;
+    if (!mine && following.size >= REPORT_FOLLOW_MAX) return;
+    following.add(rep.id);
+    followReport(rep, (r) => { if (rows.has(r.id)) put(r, false); }, signal).then((r) => {
+      if (!mine || signal.aborted) return;
+      if (r.status === 'succeeded') toast(`Report ready (${fmtBytes(r.size_bytes)}).`);
+      else if (r.status === 'failed') toast(`The report failed${r.error ? `: ${r.error}` : '.'}`, 'error');
+    }, (err) => {
+      if (!signal.aborted) toast(`Lost track of a report: ${errorText(err)} Reload the page to see its status.`, 'error');
+    }).finally(() => following.delete(rep.id));
+  };
+  function show(rep) {
+    clear(status);
+    table.hidden = false;
+    put(rep, true);
+    countText();
+    follow(rep, true);
+  }
+
+  async function load(reset) {
+    const my = ++seq;
+    if (reset) {
+      cursor = null;
+      clear(status).appendChild(loading());
+      table.classList.add('stale');
+    }
+    more.disabled = true;
+    const qs = new URLSearchParams({ limit: '25' });
+    if (F.status) qs.set('status', F.status);
+    if (F.kind) qs.set('kind', F.kind);
+    if (F.customer) qs.set('customer_id', F.customer);
+    if (!reset && cursor) qs.set('cursor', cursor);
+    try {
+      const res = await api('GET', `/v1/reports?${qs}`);
+      if (my !== seq) return;
+      if (reset) { clear(tbody); rows.clear(); }
+      clear(status);
+      table.classList.remove('stale');
+      clearErrors(filters);
+      for (const rep of res.data) { put(rep, false); follow(rep, false); }
+      cursor = res.next_cursor;
+      foot.hidden = !cursor;
+      table.hidden = rows.size === 0;
+      countText();
+      if (!rows.size) {
+        status.appendChild(F.customer || F.status || F.kind
+          ? empty('No reports match', 'Try another customer, status or kind, or clear the filters.')
+          : empty('No reports yet', 'Request a usage report above. Invoice PDFs are listed here once invoices are issued.'));
+      }
+    } catch (err) {
+      if (my !== seq) return;
+      clear(status);
+      table.classList.remove('stale');
+      if (err.status === 422 || err.status === 400) showErrors(filters, err);
+      else status.appendChild(h('div', { class: 'card-body' }, h('div', { class: 'alert', role: 'alert' }, errorText(err))));
+    } finally {
+      more.disabled = false;
+    }
+  }
+  more.addEventListener('click', () => load(false));
+  await load(true);
+}
+
+// ---- the PDF of one invoice (its page's header)
+//
+// An issued invoice (it has a number: issued, paid, or void after issue)
+// links GET /v1/invoices/{id}/pdf.  Its readiness is asked first with
+// If-None-Match: * — 304 while the PDF exists (no body sent), 409 while it
+// renders — so the link only shows once a click downloads a PDF; while it
+// renders the check is repeated with a backoff.  An invoice without a number
+// offers a preview: an invoice report, followed and then downloaded.
+
+function invoicePdf(slot, getInv) {
+  let run = 0;
+  let drawnFor = null;
+  const pdfPath = (inv) => withOrg(`/v1/invoices/${encodeURIComponent(inv.id)}/pdf`);
+
+  async function probe(inv, my) {
+    const signal = pageSignal();
+    const until = Date.now() + 5 * 60000;
+    let delay = 1000;
+    clear(slot).appendChild(h('span', { class: 'muted small' }, 'Checking the PDF…'));
+    while (my === run && !(signal && signal.aborted)) {
+      let res = null;
+      let body = null;
+      try {
+        res = await fetch(pdfPath(inv), { credentials: 'same-origin', cache: 'no-store', headers: { 'If-None-Match': '*' }, signal });
+        if (res.status !== 304 && res.status !== 200) body = await res.json().catch(() => null);
+      } catch {
+        if (signal && signal.aborted) return;
+      }
+      if (my !== run) return;
+      if (res && (res.status === 304 || res.status === 200)) {
+        clear(slot).appendChild(downloadLink(pdfPath(inv), 'Download PDF', { cls: '', dataset: { testid: 'invoice-pdf-download' } }));
+        return;
+      }
+      if (res && res.status === 401) { sessionLost(); return; }
+      const d = body && body.error && body.error.details ? body.error.details[0] : null;
+      if (res && res.status === 409 && d && d.field === 'report' && d.message === 'failed') {
+        failed(inv, my, body.error.message);
+        return;
+      }
+      if (res && (res.status === 404 || (res.status === 409 && d && d.field === 'status'))) { clear(slot); return; }
+      if (Date.now() > until) {
+        const again = h('button', { class: 'btn sm', type: 'button', onclick: () => { if (my === run) probe(inv, ++run); } }, 'Check again');
+        clear(slot).append(h('span', { class: 'pdf-note', role: 'status' }, 'The PDF is taking longer than usual.'), again);
+        return;
+      }
+      const ra = res ? Number.parseInt(res.headers.get('Retry-After') || '', 10) : Number.NaN;
+      const wait = Math.max(delay, Number.isFinite(ra) ? ra * 1000 : 0);
+      delay = Math.min(delay * 2, 15000);
+      clear(slot).append(h('span', { class: 'pdf-preparing', role: 'status', dataset: { testid: 'invoice-pdf-preparing' } },
+        h('span', { class: 'spinner', 'aria-hidden': 'true' }),
+        res && res.status === 409 ? 'PDF is being prepared…' : 'Cannot reach Meterline to check the PDF…',
+        h('span', { class: 'muted small' }, ` checking again in ${Math.round(wait / 1000)} s`)));
+      await pause(wait, signal);
+    }
+  }
+
+  // The last rendering failed: say so, and offer to render it again.
+  function failed(inv, my, message) {
+    const again = h('button', { class: 'btn sm', type: 'button' }, 'Render again');
+    again.addEventListener('click', async () => {
+      again.disabled = true;
+      again.textContent = 'Rendering…';
+      try {
+        const rep = await followReport(await api('POST', '/v1/reports', { kind: 'invoice', invoice_id: inv.id }), null, pageSignal());
+        if (my !== run) return;
+        if (rep.status === 'failed') toast(`Rendering failed again${rep.error ? `: ${rep.error}` : '.'}`, 'error');
+        probe(inv, ++run);
+      } catch (err) {
+        if (err.status !== 401) toast(errorText(err), 'error');
+        again.disabled = false;
+        again.textContent = 'Render again';
+      }
+    });
+    clear(slot).append(h('span', { class: 'pdf-note error', role: 'alert', title: message, dataset: { testid: 'invoice-pdf-failed' } }, 'The PDF could not be rendered.'), again);
+  }
+
+  function preview(my) {
+    const btn = h('button', { class: 'btn', type: 'button', dataset: { testid: 'invoice-preview' } }, icon('download'), 'Preview PDF');
+    const note = h('span', { class: 'pdf-note muted small', role: 'status' });
+    const linkSlot = h('span');
+    btn.addEventListener('click', async () => {
+      const inv = getInv();
+      btn.disabled = true;
+      clear(linkSlot);
+      note.textContent = 'Preparing the preview…';
+      try {
+        let rep = await api('POST', '/v1/reports', { kind: 'invoice', invoice_id: inv.id });
+        rep = await followReport(rep, (r) => {
+          note.textContent = r.status === 'running' ? `Rendering the preview… ${r.progress || 0}%` : 'Preparing the preview…';
+        }, pageSignal());
+        if (my !== run) return;
+        if (rep.status === 'succeeded') {
+          note.textContent = '';
+          linkSlot.appendChild(h('a', { href: reportHref(rep), download: true, class: 'small', dataset: { testid: 'invoice-preview-link' } },
+            `Download the preview again (${fmtBytes(rep.size_bytes)})`));
+          startDownload(reportHref(rep));
+        } else if (rep.status === 'failed') {
+          note.textContent = `The preview could not be rendered${rep.error ? `: ${rep.error}` : '.'}`;
+        } else {
+          note.textContent = '';
+        }
+      } catch (err) {
+        if (err.status !== 401) note.textContent = errorText(err);
+      } finally {
+        btn.disabled = false;
+      }
+    });
+    clear(slot).append(btn, note, linkSlot);
+  }
+
+  // Draws the slot for the invoice's current state (again only when its
+  // number or status changed).
+  return function draw() {
+    const inv = getInv();
+    const key = `${inv.status}:${inv.number || ''}`;
+    if (key === drawnFor) return;
+    drawnFor = key;
+    const my = ++run;
+    if (inv.number) probe(inv, my);
+    else preview(my);
+  };
 }
 
 // ---------------------------------------------------------------------------

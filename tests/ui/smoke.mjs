@@ -8,7 +8,9 @@
 // fresh Chromium profile through the console the way a new customer would,
 // and checks what is on screen and what the server answered.  The invoice
 // steps start a second, throw-away Chromium for an approver, so that two
-// people act on one invoice at once (a stale page meets the 409).
+// people act on one invoice at once (a stale page meets the 409).  The report
+// steps download PDFs through the page's links (Playwright download events)
+// and compare them with what the API says about them.
 //
 //   ML_API_BIN    billing-api binary        (default ../../build-test/api/billing-api)
 //   ML_WORKER_BIN billing-worker binary     (default: ../worker/billing-worker next to ML_API_BIN's directory)
@@ -19,6 +21,7 @@
 // and the browser are always stopped; the whole run is capped at 60 s.
 
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -305,23 +308,10 @@ async function main() {
     await visible(page.getByText(OWNER.name, { exact: true }), 'user name in the top bar');
     await visible(page.getByRole('heading', { name: 'Getting started' }), 'getting-started checklist');
     assertEq(await text(page.locator('[data-testid="count-customers"]')), '0', 'customer count');
-    for (const soon of ['Reports']) {
-      const link = page.locator('nav.sidenav a', { hasText: soon });
-      assert((await text(link)).includes('Soon'), `${soon} is marked coming soon`);
-    }
-    for (const done of ['Usage', 'Invoices']) assert(!(await text(nav(done))).includes('Soon'), `${done} is no longer marked coming soon`);
+    for (const done of ['Usage', 'Invoices', 'Reports']) assert(!(await text(nav(done))).includes('Soon'), `${done} is no longer marked coming soon`);
     const cookie = (await context.cookies(base)).find((c) => c.name === 'meterline_session');
     assert(cookie && cookie.httpOnly, 'meterline_session cookie is set and HttpOnly');
     await shot('overview');
-  });
-
-  await step('"coming soon" placeholder for Reports', async () => {
-    for (const soon of ['Reports']) {
-      await nav(new RegExp(`^${soon}`)).click();
-      await visible(page.getByRole('heading', { name: `${soon} is coming soon` }), `${soon} placeholder`);
-      assertEq(new URL(page.url()).hash, `#/${soon.toLowerCase()}`, `${soon} URL`);
-    }
-    await shot('coming-soon');
   });
 
   await step('create a metric (bad code → field error, then 201)', async () => {
@@ -651,6 +641,9 @@ async function main() {
   const now = new Date();
   const prevMonth = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1)).toISOString().slice(0, 7);
   const asOwner = (p, init = {}) => fetch(`${base}${p}`, { ...init, headers: { Authorization: `Bearer ${ownerToken}`, 'Content-Type': 'application/json', ...(init.headers || {}) } });
+  // a file the page downloaded (Playwright download event), as bytes
+  const downloaded = async (dl) => fs.readFileSync(await dl.path());
+  const isPdf = (buf) => buf.subarray(0, 5).toString('latin1') === '%PDF-' && /%%EOF\s*$/.test(buf.subarray(-16).toString('latin1'));
   // the page redraws after the response: wait for the badge rather than read it
   const statusIs = (label, what) => visible(page.locator('#invoice-details [data-testid="invoice-status"]', { hasText: label }), `${what}: status "${label}"`);
   let invId = null;
@@ -724,6 +717,22 @@ async function main() {
     await shot('invoice-draft');
   });
 
+  await step('draft: "Preview PDF" queues an invoice report and downloads it when ready', async () => {
+    const [dl, r] = await Promise.all([
+      page.waitForEvent('download', { timeout: 15_000 }),
+      clickFor(page.getByRole('button', { name: 'Preview PDF' }), 'POST', '/v1/reports'),
+    ]);
+    assert([200, 202].includes(r.status()), `POST /v1/reports status ${r.status()}`);
+    assertEq(JSON.stringify(r.request().postDataJSON()), JSON.stringify({ kind: 'invoice', invoice_id: invId }), 'preview request');
+    const buf = await downloaded(dl);
+    assert(isPdf(buf), `the preview is a PDF (starts ${JSON.stringify(buf.subarray(0, 8).toString('latin1'))}, ${buf.length} bytes)`);
+    const rep = await (await asOwner(`/v1/reports/${(await r.json()).id}`)).json();
+    assertEq(rep.status, 'succeeded', 'preview report status');
+    assertEq(buf.length, rep.size_bytes, 'preview size = size_bytes');
+    await visible(page.locator('[data-testid="invoice-preview-link"]'), 'a link to download the preview again');
+    assertEq(await page.getByRole('link', { name: 'Download PDF' }).count(), 0, 'no Download PDF before the invoice is issued');
+  });
+
   let browser2 = null;
   let page2 = null;
   cleanups.push(async () => { if (browser2) await Promise.race([browser2.close().catch(() => {}), sleep(5000)]); });
@@ -782,6 +791,47 @@ async function main() {
     await visible(page.locator('#invoice-trail tr[data-action="approve"]', { hasText: APPROVER.email }), 'the approver named in the trail');
     invJson = issued;
     await shot('invoice-issued');
+  });
+
+  await step('issued invoice: "PDF is being prepared" retries with a backoff, then "Download PDF" gives the PDF', async () => {
+    // Issuing renders the PDF in the background; it is usually ready within
+    // milliseconds, so the first two checks are answered 409 here to see the
+    // waiting state and its retries.
+    const pdfPath = `/v1/invoices/${invId}/pdf`;
+    const checks = [];
+    const held = async (route) => {
+      checks.push({ at: Date.now(), inm: route.request().headers()['if-none-match'] });
+      if (checks.length > 2) { await route.continue(); return; }
+      await route.fulfill({ status: 409, headers: { 'Retry-After': '1', 'Content-Type': 'application/json' },
+        body: JSON.stringify({ error: { code: 'conflict', message: 'the invoice PDF is being rendered', details: [{ field: 'report', message: 'running' }] } }) });
+    };
+    const isPdfUrl = (u) => u.pathname === pdfPath;
+    await page.route(isPdfUrl, held);
+    try {
+      await page.reload();
+      await visible(page.locator('[data-testid="invoice-pdf-preparing"]', { hasText: 'PDF is being prepared' }), '"PDF is being prepared"');
+      await shot('invoice-pdf-preparing', false);
+      const link = page.getByRole('link', { name: 'Download PDF' });
+      await link.waitFor({ timeout: 10_000 }).catch(async () => { throw new Fail(`no Download PDF link: ${await text(page.locator('[data-testid="invoice-pdf"]'))}`); });
+      assertEq(checks.length, 3, 'checks before the link shows');
+      assert(checks.every((c) => c.inm === '*'), `checks ask with If-None-Match: * (${JSON.stringify(checks)})`);
+      const gaps = checks.slice(1).map((c, i) => c.at - checks[i].at);
+      assert(gaps.every((g) => g >= 900), `retries wait (Retry-After 1 s): ${gaps.join(', ')} ms`);
+    } finally {
+      await page.unroute(isPdfUrl, held);
+    }
+    const link = page.getByRole('link', { name: 'Download PDF' });
+    assertEq(await link.getAttribute('href'), pdfPath, 'link target');
+    const [dl] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    const buf = await downloaded(dl);
+    assert(isPdf(buf), `the invoice PDF is a PDF (starts ${JSON.stringify(buf.subarray(0, 8).toString('latin1'))}, ${buf.length} bytes)`);
+    assert(dl.suggestedFilename().endsWith('.pdf'), `file name ${dl.suggestedFilename()}`);
+    const api = await asOwner(pdfPath);
+    assertEq(api.status, 200, `GET ${pdfPath}`);
+    const served = Buffer.from(await api.arrayBuffer());
+    assert(served.equals(buf), `downloaded ${buf.length} bytes, the API serves ${served.length}`);
+    assertEq(await page.getByRole('button', { name: 'Preview PDF' }).count(), 0, 'no preview once issued');
+    await shot('invoice-pdf-ready', false);
   });
 
   await step('dispute: open it, see it in the thread, the approver replies, owner resolves', async () => {
@@ -846,6 +896,82 @@ async function main() {
     await page.getByRole('tab', { name: 'Current' }).click();
     await visible(page.locator('tr[data-status="draft"]', { hasText: GLOBEX }), 'Globex draft from the run');
     await shot('invoice-billing-run');
+  });
+
+  await step('reports: request last month\'s usage report, follow it with long polls to "succeeded", download it', async () => {
+    const polls = [];
+    const onReq = (rq) => {
+      const u = new URL(rq.url());
+      if (/^\/v1\/reports\/[^/]+$/.test(u.pathname)) polls.push(u.searchParams.get('wait'));
+    };
+    page.on('request', onReq);
+    try {
+      await nav('Reports').click();
+      await visible(page.getByRole('heading', { name: 'Reports', exact: true }), 'Reports heading');
+      assertEq(new URL(page.url()).hash, '#/reports', 'Reports URL');
+      await visible(page.locator('#reports tr[data-kind="invoice"][data-status="succeeded"]', { hasText: invJson.number }), 'the issued invoice\'s PDF listed');
+      const form = page.getByRole('form', { name: 'Request a usage report' });
+      assertEq(await form.getByLabel('From').inputValue(), `${prevMonth}-01`, 'from defaults to the first day of last month');
+      assertEq(await form.getByLabel('To (exclusive)').inputValue(), `${month}-01`, 'to defaults to the first day of this month');
+      await form.getByLabel('Customer').fill(ACME);
+      const r = await clickFor(form.getByRole('button', { name: 'Request report' }), 'POST', '/v1/reports');
+      assertEq(r.status(), 202, 'POST /v1/reports status');
+      assertEq(JSON.stringify(r.request().postDataJSON()), JSON.stringify({ kind: 'usage', customer_id: ACME, from: `${prevMonth}-01`, to: `${month}-01` }), 'request body');
+      const queued = await r.json();
+      const done = page.locator(`#reports tr[data-report-id="${queued.id}"][data-status="succeeded"]`);
+      await done.waitFor({ timeout: 15_000 }).catch(async () => {
+        throw new Fail(`report did not succeed: ${await text(page.locator(`#reports tr[data-report-id="${queued.id}"]`))}`);
+      });
+      assertEq(await text(done.locator('[data-testid="report-status"]')), 'Succeeded', 'status badge');
+      assert((await text(done)).includes(ACME), `the row names the customer: ${await text(done)}`);
+      // followed by long polls, not a timer (none at all if it was done before the POST answered)
+      assert(polls.every((w) => Number(w) > 0) && polls.length <= 4 && (polls.length > 0 || queued.status === 'succeeded'),
+        `GET /v1/reports/{id} requests (their ?wait=): ${JSON.stringify(polls)}`);
+      const rep = await (await asOwner(`/v1/reports/${queued.id}`)).json();
+      assertEq(rep.status, 'succeeded', 'API status');
+      const size = await done.locator('[data-testid="report-size"]').getAttribute('data-value');
+      assertEq(size, String(rep.size_bytes), 'size_bytes in the row');
+      const [dl] = await Promise.all([page.waitForEvent('download'), done.locator('a[download]').click()]);
+      const buf = await downloaded(dl);
+      assert(isPdf(buf), `the report is a PDF (starts ${JSON.stringify(buf.subarray(0, 8).toString('latin1'))})`);
+      assertEq(String(buf.length), size, 'downloaded bytes = the row\'s size_bytes');
+      assertEq(crypto.createHash('sha256').update(buf).digest('hex'), rep.sha256, 'sha256 of the download');
+      assert(dl.suggestedFilename().endsWith('.pdf'), `file name ${dl.suggestedFilename()}`);
+      await shot('reports');
+
+      // the same request while one is running: 200 with that report (answered
+      // here as the API would, since a real render is over in milliseconds)
+      const same = async (route) => (route.request().method() !== 'POST' ? route.continue()
+        : route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ ...rep, status: 'running', progress: 40, finished_at: null }) }));
+      const isCreate = (u) => u.pathname === '/v1/reports';
+      await page.route(isCreate, same);
+      try {
+        await form.getByRole('button', { name: 'Request report' }).click();
+        await visible(page.getByText('The same report is already being prepared; showing it.'), 'the 200 is named in a toast');
+        await visible(page.locator(`#reports tr[data-report-id="${rep.id}"][data-status="succeeded"].fresh`), 'that report\'s row, followed to its real status');
+        assertEq(await page.locator(`#reports tr[data-report-id="${rep.id}"]`).count(), 1, 'one row for the report');
+      } finally {
+        await page.unroute(isCreate, same);
+      }
+    } finally {
+      page.off('request', onReq);
+    }
+  });
+
+  await step('reports: filters (kind, status, customer) ask the API and clear again', async () => {
+    const list = (pred) => page.waitForResponse((x) => x.request().method() === 'GET' && new URL(x.url()).pathname === '/v1/reports' && pred(new URL(x.url()).searchParams));
+    let [resp] = await Promise.all([list((q) => q.get('kind') === 'usage'), page.getByLabel('Kind').selectOption('usage')]);
+    assertEq(resp.status(), 200, 'kind filter status');
+    await page.locator('#reports tr[data-kind="invoice"]').first().waitFor({ state: 'detached' });
+    assert(await page.locator('#reports tr[data-kind="usage"]').count() >= 1, 'usage reports listed');
+    [resp] = await Promise.all([list((q) => q.get('status') === 'failed'), page.getByLabel('Status').selectOption('failed')]);
+    await visible(page.getByText('No reports match'), 'no failed usage report');
+    [resp] = await Promise.all([list((q) => !q.get('kind') && !q.get('status')), page.getByRole('button', { name: 'Clear filters' }).click()]);
+    await visible(page.locator('#reports tr[data-kind="invoice"]'), 'invoice PDFs back after clearing');
+    [resp] = await Promise.all([list((q) => q.get('customer_id') === GLOBEX), page.locator('#reports').getByLabel('Customer').fill(GLOBEX)]);
+    await visible(page.getByText('No reports match'), 'no report for Globex');
+    await page.getByRole('button', { name: 'Clear filters' }).click();
+    await visible(page.locator('#reports tr[data-kind="usage"]'), 'usage reports back after clearing');
   });
 
   let key = null;
@@ -945,7 +1071,11 @@ async function main() {
     assertEq(await page.locator('#invoice-actions button').count(), 0, 'no lifecycle buttons for a viewer');
     assertEq(await page.getByRole('form', { name: 'Open a dispute' }).count(), 0, 'viewers do not open disputes');
     await visible(page.locator('#invoice-lines tr.inv-line').first(), 'viewer sees the lines');
+    await visible(page.getByRole('button', { name: 'Preview PDF' }), 'viewers may preview the PDF (every role requests reports)');
     await shot('viewer-invoice');
+    await nav('Reports').click();
+    await visible(page.locator('#reports tr[data-kind="usage"][data-status="succeeded"] a[download]'), 'viewer sees reports and their downloads');
+    await visible(page.getByRole('form', { name: 'Request a usage report' }), 'viewers may request reports');
     await logout();
   });
 
@@ -1025,6 +1155,13 @@ async function main() {
     const overflow5 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert(overflow5 <= 1, `invoice page overflows horizontally by ${overflow5}px`);
     await shot('mobile-invoice', true);
+    await visible(page.getByRole('link', { name: 'Download PDF' }), 'Download PDF on mobile (admin, ?org=)');
+    assertEq(new URL(await page.getByRole('link', { name: 'Download PDF' }).getAttribute('href'), base).searchParams.get('org'), org.slug, 'the admin\'s link names the organization');
+    await nav('Reports').click();
+    await visible(page.locator('#reports tr[data-report-id]').first(), 'report list on mobile');
+    const overflow6 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow6 <= 1, `reports page overflows horizontally by ${overflow6}px`);
+    await shot('mobile-reports', true);
     await page.setViewportSize({ width: 1280, height: 860 });
   });
 
