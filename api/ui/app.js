@@ -3287,7 +3287,8 @@ async function pageReports(page) {
     h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Kind'), h('th', { scope: 'col' }, 'Subject'),
       h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'hide-sm' }, 'Requested'),
       h('th', { scope: 'col', class: 'hide-sm' }, 'Finished'), h('th', { scope: 'col', class: 'right' }, 'Size'),
-      h('th', { scope: 'col', class: 'right' }, h('span', { class: 'sr-only' }, 'Download')))),
+      // no .sr-only text here: absolutely placed, it would escape the table's scroller on phones
+      h('th', { scope: 'col', class: 'right', 'aria-label': 'Download' }))),
     tbody));
   const status = h('div');
   const more = h('button', { class: 'btn', type: 'button' }, 'Load more');

@@ -1160,7 +1160,14 @@ async function main() {
     await nav('Reports').click();
     await visible(page.locator('#reports tr[data-report-id]').first(), 'report list on mobile');
     const overflow6 = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert(overflow6 <= 1, `reports page overflows horizontally by ${overflow6}px`);
+    const wide = overflow6 <= 1 ? [] : await page.evaluate(() => [...document.querySelectorAll('body *')]
+      .filter((e) => {
+        if (e.getBoundingClientRect().right <= window.innerWidth + 1) return false;
+        for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) if (getComputedStyle(a).overflowX !== 'visible') return false;
+        return true;
+      })
+      .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.getAttribute('class')} (${Math.round(e.getBoundingClientRect().right)})`));
+    assert(overflow6 <= 1, `reports page overflows horizontally by ${overflow6}px: ${wide.join(', ')}`);
     await shot('mobile-reports', true);
     await page.setViewportSize({ width: 1280, height: 860 });
   });
