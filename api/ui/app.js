@@ -3151,34 +3151,36 @@ function reportProgress(rep) {
     h('span', { class: 'muted small', dataset: { testid: 'report-progress' } }, rep.status === 'queued' ? 'waiting' : `${pct}%`));
 }
 
-// What a report covers: the customer and range, or the invoice.
+// What a report covers: its kind, then the invoice or the customer and range.
 function reportSubject(rep, names) {
+  const kind = h('span', { class: 'badge kind' }, REPORT_KIND[rep.kind] || rep.kind);
   const who = rep.customer_id ? (names.get(rep.customer_id) || rep.customer_id) : '—';
   if (rep.kind === 'invoice') {
-    const label = rep.invoice_number || 'Draft invoice';
-    return [h('div', { class: 'primary-cell' }, rep.invoice_id
+    // an invoice report without a number was rendered before the issue: a draft preview
+    const label = rep.invoice_number || 'Draft preview';
+    return [h('div', { class: 'primary-cell' }, kind, rep.invoice_id
       ? h('a', { href: `#/invoices/${encodeURIComponent(rep.invoice_id)}`, class: rep.invoice_number ? 'mono' : null }, label) : label),
     h('div', { class: 'sub-cell' }, who)];
   }
-  return [h('div', { class: 'primary-cell' }, who),
-    h('div', { class: 'sub-cell' }, rep.customer_id && who !== rep.customer_id ? h('span', { class: 'mono' }, `${rep.customer_id} · `) : null,
-      rep.from && rep.to ? fmtPeriod(rep.from, rep.to) : '')];
+  return [h('div', { class: 'primary-cell' }, kind, who),
+    who !== rep.customer_id && rep.customer_id ? h('div', { class: 'sub-cell mono' }, rep.customer_id) : null,
+    rep.from && rep.to ? h('div', { class: 'sub-cell' }, fmtPeriod(rep.from, rep.to)) : null];
 }
 
 function reportRow(rep, names) {
   const tz = browserTz();
   const ok = rep.status === 'succeeded';
   return h('tr', { dataset: { reportId: rep.id, status: rep.status, kind: rep.kind } },
-    h('td', null, h('span', { class: 'badge kind' }, REPORT_KIND[rep.kind] || rep.kind)),
     h('td', { class: 'report-subject' }, reportSubject(rep, names)),
     h('td', { class: 'report-status' }, reportBadge(rep),
       REPORT_UNFINISHED[rep.status] ? reportProgress(rep) : null,
       rep.status === 'failed' ? h('div', { class: 'report-error', dataset: { testid: 'report-error' } }, rep.error || 'Rendering failed.') : null),
     h('td', { class: 'nowrap hide-sm', title: rep.created_at }, fmtStamp(rep.created_at, tz)),
     h('td', { class: 'nowrap hide-sm', title: rep.finished_at || '' }, rep.finished_at ? fmtStamp(rep.finished_at, tz) : '—'),
-    h('td', { class: 'num right nowrap', dataset: { testid: 'report-size', value: rep.size_bytes == null ? '' : String(rep.size_bytes) } },
+    h('td', { class: 'num right nowrap hide-sm', dataset: { testid: 'report-size', value: rep.size_bytes == null ? '' : String(rep.size_bytes) } },
       ok ? fmtBytes(rep.size_bytes) : '—'),
     h('td', { class: 'right' }, ok ? downloadLink(reportHref(rep), 'Download', {
+      title: `PDF, ${fmtBytes(rep.size_bytes)}`,
       'aria-label': rep.kind === 'invoice' ? `Download the PDF of invoice ${rep.invoice_number || '(draft)'}`
         : `Download the usage report of ${rep.customer_id || 'the customer'}${rep.from && rep.to ? `, ${fmtPeriod(rep.from, rep.to)}` : ''}`,
     }) : null));
@@ -3284,9 +3286,9 @@ async function pageReports(page) {
   const tbody = h('tbody');
   const table = h('div', { class: 'table-wrap', hidden: true }, h('table', { class: 'table reports-table' },
     h('caption', { class: 'sr-only' }, 'Reports'),
-    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Kind'), h('th', { scope: 'col' }, 'Subject'),
+    h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Report'),
       h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'hide-sm' }, 'Requested'),
-      h('th', { scope: 'col', class: 'hide-sm' }, 'Finished'), h('th', { scope: 'col', class: 'right' }, 'Size'),
+      h('th', { scope: 'col', class: 'hide-sm' }, 'Finished'), h('th', { scope: 'col', class: 'right hide-sm' }, 'Size'),
       // no .sr-only text here: absolutely placed, it would escape the table's scroller on phones
       h('th', { scope: 'col', class: 'right', 'aria-label': 'Download' }))),
     tbody));
