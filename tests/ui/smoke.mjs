@@ -731,6 +731,7 @@ async function main() {
     assertEq(buf.length, rep.size_bytes, 'preview size = size_bytes');
     await visible(page.locator('[data-testid="invoice-preview-link"]'), 'a link to download the preview again');
     assertEq(await page.getByRole('link', { name: 'Download PDF' }).count(), 0, 'no Download PDF before the invoice is issued');
+    await shot('invoice-preview', false);
   });
 
   let browser2 = null;
@@ -1071,8 +1072,14 @@ async function main() {
     assertEq(await page.locator('#invoice-actions button').count(), 0, 'no lifecycle buttons for a viewer');
     assertEq(await page.getByRole('form', { name: 'Open a dispute' }).count(), 0, 'viewers do not open disputes');
     await visible(page.locator('#invoice-lines tr.inv-line').first(), 'viewer sees the lines');
-    await visible(page.getByRole('button', { name: 'Preview PDF' }), 'viewers may preview the PDF (every role requests reports)');
     await shot('viewer-invoice');
+    // every role requests reports (POST /v1/reports is open to viewers)
+    const [vdl, vr] = await Promise.all([
+      page.waitForEvent('download', { timeout: 15_000 }),
+      clickFor(page.getByRole('button', { name: 'Preview PDF' }), 'POST', '/v1/reports'),
+    ]);
+    assert([200, 202].includes(vr.status()), `a viewer's POST /v1/reports status ${vr.status()}`);
+    assert(isPdf(await downloaded(vdl)), 'the viewer\'s preview is a PDF');
     await nav('Reports').click();
     await visible(page.locator('#reports tr[data-kind="usage"][data-status="succeeded"] a[download]'), 'viewer sees reports and their downloads');
     await visible(page.getByRole('form', { name: 'Request a usage report' }), 'viewers may request reports');
