@@ -3438,7 +3438,9 @@ function invoicePdf(slot, getInv) {
       delay = Math.min(delay * 2, 15000);
       clear(slot).append(h('span', { class: 'pdf-preparing', role: 'status', dataset: { testid: 'invoice-pdf-preparing' } },
         h('span', { class: 'spinner', 'aria-hidden': 'true' }),
-        res && res.status === 409 ? 'PDF is being prepared…' : 'Cannot reach Meterline to check the PDF…',
+        !res ? 'Cannot reach Meterline to check the PDF…'
+          : res.status === 409 ? 'PDF is being prepared…'
+            : `The PDF check failed (${body && body.error && body.error.message ? body.error.message : `HTTP ${res.status}`})…`,
         h('span', { class: 'muted small' }, ` checking again in ${Math.round(wait / 1000)} s`)));
       await pause(wait, signal);
     }

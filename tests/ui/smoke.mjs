@@ -18,7 +18,7 @@
 //   ML_ARTIFACTS  screenshots + server log  (default $TMPDIR/meterline-ui)
 //
 // Prints "N passed, M failed" and exits non-zero on any failure.  The server
-// and the browser are always stopped; the whole run is capped at 60 s.
+// and the browser are always stopped; the whole run is capped at 75 s.
 
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -34,7 +34,7 @@ const BIN = process.env.ML_API_BIN || path.resolve(HERE, '../../build-test/api/b
 const WORKER_BIN = process.env.ML_WORKER_BIN || path.resolve(path.dirname(BIN), '../worker/billing-worker');
 const CHROMIUM = process.env.ML_CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = process.env.ML_ARTIFACTS || path.join(os.tmpdir(), 'meterline-ui');
-const DEADLINE_MS = 58_000;     // hard cap for the whole run
+const DEADLINE_MS = 75_000;     // hard cap for the whole run (about 30 s on an idle machine)
 const STEP_TIMEOUT_MS = 8_000;  // any single wait in the page
 const T0 = Date.now();
 
@@ -833,6 +833,26 @@ async function main() {
     assert(served.equals(buf), `downloaded ${buf.length} bytes, the API serves ${served.length}`);
     assertEq(await page.getByRole('button', { name: 'Preview PDF' }).count(), 0, 'no preview once issued');
     await shot('invoice-pdf-ready', false);
+
+    // the last rendering failed (answered here): "Render again" requests it anew
+    let failedOnce = false;
+    const failing = async (route) => {
+      if (failedOnce) { await route.continue(); return; }
+      failedOnce = true;
+      await route.fulfill({ status: 409, contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'conflict', message: 'rendering the invoice PDF failed (report x: disk full)', details: [{ field: 'report', message: 'failed' }] } }) });
+    };
+    await page.route(isPdfUrl, failing);
+    try {
+      await page.reload();
+      await visible(page.locator('[data-testid="invoice-pdf-failed"]'), 'the failed rendering named');
+      const r = await clickFor(page.getByRole('button', { name: 'Render again' }), 'POST', '/v1/reports');
+      assert([200, 202].includes(r.status()), `POST /v1/reports status ${r.status()}`);
+      assertEq(JSON.stringify(r.request().postDataJSON()), JSON.stringify({ kind: 'invoice', invoice_id: invId }), 'render-again request');
+      await visible(page.getByRole('link', { name: 'Download PDF' }), 'Download PDF after rendering again');
+    } finally {
+      await page.unroute(isPdfUrl, failing);
+    }
   });
 
   await step('dispute: open it, see it in the thread, the approver replies, owner resolves', async () => {
