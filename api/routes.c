@@ -34,6 +34,10 @@ const api_route api_routes[] = {
     {"DELETE", "/v1/api-keys/{id}", h_keys_delete, ROLES_OWNER, 0, NOBODY, RT_ORG,
      "api_keys_delete"},
     {"GET", "/v1/admin/organizations", h_orgs_list, ROLE_ADMIN, 0, NOBODY, 0, "orgs_list"},
+    {"GET", "/v1/organization/template", h_org_template_get, ROLES_ALL, SCOPE_READ, NOBODY, RT_ORG,
+     "org_template_get"},
+    {"PUT", "/v1/organization/template", h_org_template_put, ROLES_OWNER, 0, 640 * KB,
+     RT_JSON | RT_ORG, "org_template_put"},
 
     /* customers, metrics, plans */
     {"POST", "/v1/customers", h_customers_create, ROLES_WRITE_CATALOG, 0, 64 * KB, RT_JSON | RT_ORG,

@@ -23,6 +23,10 @@ void h_keys_list(api_req *r);
 void h_keys_delete(api_req *r);
 void h_orgs_list(api_req *r);
 
+/* the organization's PDF template override (routes_org.c) */
+void h_org_template_get(api_req *r);
+void h_org_template_put(api_req *r);
+
 /* catalog (routes_catalog.c) */
 void h_customers_create(api_req *r);
 void h_customers_list(api_req *r);

@@ -32,6 +32,11 @@ typedef struct repo_field {
 int repo_org_create(db *d, db_err *e, const char *name, long long *org_id, json_t **org);
 int repo_org_by_slug(db *d, db_err *e, const char *slug, long long *org_id);
 int repo_org_get(db *d, db_err *e, long long org_id, json_t **org);
+/* The organization's PDF template override (organizations.template): *tpl a
+ * new reference, JSON null when none.  REPO_OK / REPO_NOT_FOUND / REPO_ERR. */
+int repo_org_template_get(db *d, db_err *e, long long org_id, json_t **tpl);
+/* Stores an override (JSON object text, already validated) or NULL to drop it. */
+int repo_org_template_set(db *d, db_err *e, long long org_id, const char *tpl_json);
 int repo_orgs_list(db *d, db_err *e, int limit, const char *after_slug, json_t **rows, char **next);
 
 /* ---- users and sessions ---- */

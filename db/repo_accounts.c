@@ -86,6 +86,40 @@ int repo_org_get(db *d, db_err *e, long long org_id, json_t **org) {
     return repo_one(r, e, org);
 }
 
+int repo_org_template_get(db *d, db_err *e, long long org_id, json_t **tpl) {
+    char id[24];
+    snprintf(id, sizeof id, "%lld", org_id);
+    PGresult *r =
+        DB_EXEC(d, e, "SELECT template FROM organizations WHERE id = $1", id);
+    if (!r) return REPO_ERR;
+    int rc = REPO_NOT_FOUND;
+    *tpl = NULL;
+    if (PQntuples(r) == 1) {
+        json_t *row = db_row_json(r, 0);
+        if (!row) {
+            PQclear(r);
+            return repo_oom(e);
+        }
+        *tpl = json_incref(json_object_get(row, "template"));
+        json_decref(row);
+        rc = REPO_OK;
+    }
+    PQclear(r);
+    return rc;
+}
+
+int repo_org_template_set(db *d, db_err *e, long long org_id, const char *tpl_json) {
+    char id[24];
+    snprintf(id, sizeof id, "%lld", org_id);
+    PGresult *r = DB_EXEC(d, e,
+                          "UPDATE organizations SET template = $2::jsonb WHERE id = $1 RETURNING id",
+                          id, tpl_json);
+    if (!r) return REPO_ERR;
+    int rc = PQntuples(r) == 1 ? REPO_OK : REPO_NOT_FOUND;
+    PQclear(r);
+    return rc;
+}
+
 int repo_orgs_list(db *d, db_err *e, int limit, const char *after_slug, json_t **rows,
                    char **next) {
     char lim[16];

@@ -121,6 +121,10 @@ static const row k_rows[] = {
     {"GET", "/v1/api-keys", "/v1/api-keys", NULL, 200, OWNER_ONLY, 0, NULL},
     {"DELETE", "/v1/api-keys/{id}", "/v1/api-keys/{key}", NULL, 204, OWNER_ONLY, NEEDS_KEY, NULL},
     {"GET", "/v1/admin/organizations", "/v1/admin/organizations", NULL, 200, NOBODY_HERE, 0, NULL},
+    /* the organization's PDF template override: everyone reads, the owner writes */
+    {"GET", "/v1/organization/template", "/v1/organization/template", NULL, 200, READERS, 0, NULL},
+    {"PUT", "/v1/organization/template", "/v1/organization/template",
+     "{\"template\":{\"footer\":\"Thank you {u}\"}}", 200, OWNER_ONLY, 0, NULL},
     /* customers */
     {"POST", "/v1/customers", "/v1/customers", "{\"external_id\":\"c-{u}\",\"name\":\"C {u}\"}",
      201, WRITERS, 0, "/v1/customers/c-{u}"},

@@ -745,3 +745,91 @@ Test(reports, bad_requests_and_long_polls_that_end_with_the_client_or_the_server
     cr_expect_lt(p.took, 6.0, "before its 25 s (%.2f s)", p.took);
     world_free(&w);
 }
+
+/* ---- the organization's template override ------------------------------------ */
+
+static const struct {
+    const char *body, *field;
+} k_bad_tpl[] = {
+    {"{\"template\":{\"page\":{\"margins\":{\"left\":500}}}}", "template.page.margins.left"},
+    {"{\"template\":{\"brand_color\":\"red\"}}", "template.brand_color"},
+    {"{\"template\":{\"colour\":\"#112233\"}}", "template.colour"},
+    {"{\"template\":{\"columns\":[\"quantity\"]}}", "template.columns"},
+    {"{\"template\":\"not an object\"}", "template"},
+    {"{}", "template"},
+};
+
+Test(reports, an_organization_template_is_validated_stored_and_used, .init = setup,
+     .fini = teardown, .timeout = 120) {
+    world w;
+    world_init(&w);
+    th_resp r = th_auth(srv, w.token, "GET", "/v1/organization/template", NULL);
+    must(&r, 200, "get template");
+    cr_expect(json_is_null(th_get(r.json, "template")), "no override yet: %s", r.body);
+    cr_expect(json_is_object(th_get(r.json, "default.page")), "the default is shown: %s", r.body);
+    th_resp_free(&r);
+
+    for (size_t i = 0; i < ML_ARRAY_LEN(k_bad_tpl); i++) {
+        r = th_auth(srv, w.token, "PUT", "/v1/organization/template", k_bad_tpl[i].body);
+        cr_expect_eq(r.status, 422, "%s -> %ld %s", k_bad_tpl[i].body, r.status, r.body);
+        cr_expect(th_has_field_error(&r, k_bad_tpl[i].field), "%s names %s: %s",
+                  k_bad_tpl[i].body, k_bad_tpl[i].field, r.body);
+        th_resp_free(&r);
+    }
+    PGresult *pr = Q(w.pg, "SELECT template IS NULL FROM organizations WHERE id = $1", w.org_s);
+    cr_expect_str_eq(PQgetvalue(pr, 0, 0), "t", "nothing stored by a refused PUT");
+    PQclear(pr);
+
+    /* viewers read but may not write */
+    char viewer[128];
+    th_user_with_role(srv, w.token, "viewer", viewer);
+    r = th_auth(srv, viewer, "PUT", "/v1/organization/template", "{\"template\":null}");
+    cr_expect_eq(r.status, 403, "%s", r.body);
+    th_resp_free(&r);
+
+    r = th_auth(srv, w.token, "PUT", "/v1/organization/template",
+                "{\"template\":{\"seller\":{\"name\":\"Höfe Billing AG\",\"address\":"
+                "[\"Seestrasse 9\",\"8002 Zürich\"]},\"footer\":\"Payable within 30 days "
+                "— thank you\"}}");
+    must(&r, 200, "put template");
+    cr_expect_str_eq(th_str(r.json, "template.seller.name"), "Höfe Billing AG");
+    th_resp_free(&r);
+    r = th_auth(srv, viewer, "GET", "/v1/organization/template", NULL);
+    must(&r, 200, "a viewer reads it");
+    cr_expect_str_eq(th_str(r.json, "template.footer"), "Payable within 30 days — thank you");
+    th_resp_free(&r);
+
+    /* the next render uses it */
+    tw_pool *pool = tw_start(1, NULL);
+    char inv[40], body[160];
+    october_invoice(&w, inv);
+    snprintf(body, sizeof body, "{\"kind\":\"invoice\",\"invoice_id\":\"%s\"}", inv);
+    r = th_auth(srv, w.token, "POST", "/v1/reports", body);
+    must(&r, 202, "invoice report");
+    char rid[40], dl[128];
+    snprintf(rid, sizeof rid, "%s", th_str(r.json, "id"));
+    th_resp_free(&r);
+    json_t *rep = wait_done(&w, rid, 60);
+    cr_assert_str_eq(th_str(rep, "status"), "succeeded", "%s", json_dumps(rep, 0));
+    json_decref(rep);
+    snprintf(dl, sizeof dl, "/v1/reports/%s/download", rid);
+    r = th_auth(srv, w.token, "GET", dl, NULL);
+    must(&r, 200, "download");
+    char *text = pdf_text(r.body, r.body_len);
+    cr_expect(strstr(text, "Höfe Billing AG") != NULL, "the seller of the override: %s", text);
+    cr_expect(strstr(text, "Seestrasse 9") != NULL, "its address");
+    cr_expect(strstr(text, "Payable within 30 days") != NULL, "its footer");
+    free(text);
+    th_resp_free(&r);
+
+    /* null removes it */
+    r = th_auth(srv, w.token, "PUT", "/v1/organization/template", "{\"template\":null}");
+    must(&r, 200, "drop template");
+    cr_expect(json_is_null(th_get(r.json, "template")));
+    th_resp_free(&r);
+    pr = Q(w.pg, "SELECT template IS NULL FROM organizations WHERE id = $1", w.org_s);
+    cr_expect_str_eq(PQgetvalue(pr, 0, 0), "t");
+    PQclear(pr);
+    cr_expect_eq(tw_stop(pool, 15000), 0);
+    world_free(&w);
+}
