@@ -11,8 +11,8 @@
  *           200 with it instead of 202), ensures the job.  If the queue is
  *           down the row stays queued and the answer is 503: the same POST
  *           again finds it and enqueues it then.
- *   GET     the row; ?wait=N (0..30 s) long-polls: while the status is the
- *           one the first run saw, the handler asks the server to run it
+ *   GET     the row; ?wait=N (0..30 s) long-polls: while the status and the
+ *           progress are the ones the first run saw, the handler asks the server to run it
  *           again (api_again: a timer on the loop thread, every ~200 ms, no
  *           database thread held between runs) until N seconds after the
  *           request arrived.
@@ -395,9 +395,12 @@ void h_reports_get(api_req *r) {
         unfinished = st && (!strcmp(st, "queued") || !strcmp(st, "running"));
     }
     if (wait > 0 && unfinished) {
-        /* long poll: hold while the status is the one the first run saw */
-        if (r->again_runs == 0) snprintf(r->again_note, sizeof r->again_note, "%s", st);
-        if (!strcmp(r->again_note, st)) api_again(r, r->t0_us + (int64_t)wait * 1000000);
+        /* long poll: hold while status and progress are what the first run saw */
+        char now[sizeof r->again_note];
+        snprintf(now, sizeof now, "%s:%lld", st,
+                 (long long)json_integer_value(json_object_get(rep, "progress")));
+        if (r->again_runs == 0) snprintf(r->again_note, sizeof r->again_note, "%s", now);
+        if (!strcmp(r->again_note, now)) api_again(r, r->t0_us + (int64_t)wait * 1000000);
     }
     reply_report(r, 200, rep);
 }
@@ -509,10 +512,14 @@ static void reply_not_ready(api_req *r, const char *report_id, const char *statu
     char msg[160];
     snprintf(msg, sizeof msg, "the invoice PDF is being rendered (report %s is %s); retry shortly",
              report_id, status);
+    char url[96];
+    snprintf(url, sizeof url, "/v1/reports/%s", report_id);
     api_header(r, "Retry-After", "2");
+    /* the report's id and status_url let a client long-poll it */
     api_json(r, 409,
-             json_pack("{s:{s:s, s:s, s:[{s:s, s:s}]}}", "error", "code", "conflict", "message",
-                       msg, "details", "field", "report", "message", status));
+             json_pack("{s:{s:s, s:s, s:[{s:s, s:s, s:s, s:s}]}}", "error", "code", "conflict",
+                       "message", msg, "details", "field", "report", "message", status,
+                       "report_id", report_id, "status_url", url));
 }
 
 void h_invoices_pdf(api_req *r) {

@@ -417,6 +417,14 @@ Test(reports, issuing_an_invoice_renders_its_pdf_served_at_invoices_pdf, .init =
     cr_expect_eq(r.status, 409, "not rendered yet: %ld %s", r.status, r.body);
     char v[64];
     cr_expect(th_header(&r, "Retry-After", v, sizeof v), "with Retry-After");
+    /* the 409 names the report to long-poll */
+    pr = Q(w.pg, "SELECT id FROM reports WHERE invoice_id = $1::uuid AND created_by = 'issue'", inv);
+    char want_url[96];
+    snprintf(want_url, sizeof want_url, "/v1/reports/%s", PQgetvalue(pr, 0, 0));
+    cr_expect_str_eq(th_str(r.json, "error.details.0.report_id"), PQgetvalue(pr, 0, 0), "%s",
+                     r.body);
+    cr_expect_str_eq(th_str(r.json, "error.details.0.status_url"), want_url);
+    PQclear(pr);
     th_resp_free(&r);
     r = th_auth(srv, other, "GET", path, NULL);
     cr_expect_eq(r.status, 404, "another org's invoice PDF: %ld", r.status);
