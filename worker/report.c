@@ -641,7 +641,7 @@ static int fsync_dir(const char *path) {
 static int make_dirs(const char *root, const char *rel, char *err, size_t errlen) {
     char path[1024], parent[1024];
     if (mkdir(root, 0750) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "mkdir %s: %s", root, strerror(errno));
+        snprintf(err, errlen, "mkdir %.300s: %s", root, strerror(errno));
         return -1;
     }
     snprintf(path, sizeof path, "%s", root);
@@ -653,11 +653,11 @@ static int make_dirs(const char *root, const char *rel, char *err, size_t errlen
         snprintf(path + l, sizeof path - l, "/%.*s", (int)n, p);
         if (mkdir(path, 0750) == 0) {
             if (fsync_dir(parent) != 0) {
-                snprintf(err, errlen, "fsync %s: %s", parent, strerror(errno));
+                snprintf(err, errlen, "fsync %.300s: %s", parent, strerror(errno));
                 return -1;
             }
         } else if (errno != EEXIST) {
-            snprintf(err, errlen, "mkdir %s: %s", path, strerror(errno));
+            snprintf(err, errlen, "mkdir %.300s: %s", path, strerror(errno));
             return -1;
         }
         p += n;
@@ -678,7 +678,8 @@ static void sweep_tmp(const char *dir, const char *id) {
         size_t n = strlen(de->d_name);
         if (n > pl + 4 && !strncmp(de->d_name, prefix, pl) && !strcmp(de->d_name + n - 4, ".tmp")) {
             char p[1024];
-            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            int k = snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            if (k < 0 || (size_t)k >= sizeof p) continue;
             if (unlink(p) == 0)
                 LOG_KV(LOG_INFO, "removed a stale report temp file", LF_S("path", p));
         }
@@ -709,7 +710,7 @@ static int store(rep *m, const buf *pdf, const char *rel_dir, const char *rel, c
     sweep_tmp(dir, m->id);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) {
-        snprintf(err, errlen, "open %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "open %.300s: %s", tmp, strerror(errno));
         return -1;
     }
     size_t first = pdf->len;
@@ -733,17 +734,17 @@ static int store(rep *m, const buf *pdf, const char *rel_dir, const char *rel, c
         e = errno;
     }
     if (rc != 0) {
-        snprintf(err, errlen, "write %s: %s", tmp, strerror(e));
+        snprintf(err, errlen, "write %.300s: %s", tmp, strerror(e));
         unlink(tmp);
         return -1;
     }
     if (rename(tmp, final) != 0) {
-        snprintf(err, errlen, "rename %s: %s", tmp, strerror(errno));
+        snprintf(err, errlen, "rename %.300s: %s", tmp, strerror(errno));
         unlink(tmp);
         return -1;
     }
     if (fsync_dir(dir) != 0) {
-        snprintf(err, errlen, "fsync %s: %s", dir, strerror(errno));
+        snprintf(err, errlen, "fsync %.300s: %s", dir, strerror(errno));
         return -1;
     }
     return 0;
