@@ -188,6 +188,18 @@ static void draw_notes(pdf_ctx *c, const pdf_invoice *inv) {
 
 int pdf_render_invoice(const pdf_template *t, const pdf_invoice *inv, buf *out, char *err,
                        size_t errlen) {
+    pdf_renderer r = {0};
+    int rc = pdf_renderer_invoice(&r, t, inv, out, err, errlen);
+    pdf_renderer_release(&r);
+    return rc;
+}
+
+int pdf_renderer_invoice(pdf_renderer *r, const pdf_template *t, const pdf_invoice *inv, buf *out,
+                         char *err, size_t errlen) {
+    if (!r) {
+        snprintf(err, errlen, "pdf: a renderer is required");
+        return -1;
+    }
     if (!t || !inv || !out) {
         snprintf(err, errlen, "pdf: template, invoice and output are required");
         return -1;
@@ -218,7 +230,7 @@ int pdf_render_invoice(const pdf_template *t, const pdf_invoice *inv, buf *out, 
     }
 
     pdf_ctx c;
-    if (pdf_ctx_begin(&c, t, err, errlen) < 0) {
+    if (pdf_ctx_begin(&c, r, t, err, errlen) < 0) {
         pdf_ctx_end(&c);
         return -1;
     }

@@ -9,13 +9,16 @@
  * - All text is UTF-8.  Invalid UTF-8 and code points libharu 2.3.0 cannot
  *   draw (outside the BMP) are replaced visibly, never a crash: by '?' in a
  *   string that is otherwise WinAnsi (drawn with built-in Helvetica), by
- *   U+FFFD in one drawn with the embedded DejaVu Sans.
+ *   U+FFFD in one drawn with the embedded DejaVu Sans.  Other strings are
+ *   DejaVu Sans in a single-byte code page when one has all their
+ *   characters (Greek, Cyrillic, Central European, …), else as UTF-8.
  * - Money and quantities are already-formatted decimal strings ("1234.50");
  *   the renderer prints them as given and never turns them into floats.
  *   Dates are "YYYY-MM-DD" (printed with the template's date_format).
  * - Deterministic: the same template + model gives byte-identical PDFs.
- * - Thread-safe: no globals; one libharu document and error context per call.
- *   A pdf_template is immutable after load and may be shared across threads.
+ * - Thread-safe: no mutable globals; one libharu document and error context
+ *   per call (per pdf_renderer, below).  A pdf_template is immutable after
+ *   load and may be shared across threads.
  *
  * Every function returns 0 on success, -1 on error with a message in err
  * (NUL-terminated, truncated to errlen).  Model pointers that are NULL are
@@ -154,5 +157,21 @@ typedef struct pdf_usage {
 
 /* Renders u (totals, one daily bar chart per metric, hourly appendix). */
 int pdf_render_usage(const pdf_template *t, const pdf_usage *u, buf *out, char *err, size_t errlen);
+
+/* ---- renderers -------------------------------------------------------------
+ * A renderer keeps libharu's document handle between renders, and with it
+ * DejaVu Sans once loaded: a thread that renders many PDFs parses the font
+ * once instead of per PDF.  The output is byte-identical to the one-shot
+ * functions above (which are a renderer used once).  A renderer belongs to
+ * one thread at a time — one per worker thread; templates may be shared.
+ * After a failed render the renderer starts afresh on its next render. */
+typedef struct pdf_renderer pdf_renderer;
+
+pdf_renderer *pdf_renderer_new(void);    /* NULL: out of memory */
+void pdf_renderer_free(pdf_renderer *r); /* NULL ok */
+int pdf_renderer_invoice(pdf_renderer *r, const pdf_template *t, const pdf_invoice *inv, buf *out,
+                         char *err, size_t errlen);
+int pdf_renderer_usage(pdf_renderer *r, const pdf_template *t, const pdf_usage *u, buf *out,
+                       char *err, size_t errlen);
 
 #endif

@@ -1,8 +1,9 @@
 /* pdf_int.h — internals shared by the renderer's modules (not for callers).
  *
  *   tpl.c      template JSON: merge, validate, the pdf_template struct
- *   text.c     UTF-8 → font choice (Helvetica/WinAnsi or DejaVu/UTF-8),
- *              widths, wrapping, drawing; the render context and its pages
+ *   text.c     UTF-8 → font choice (Helvetica/WinAnsi, DejaVu in a single-byte
+ *              code page, DejaVu/UTF-8), widths, wrapping, drawing; the
+ *              render context and its pages
  *   invoice.c  the invoice layout
  *   usage.c    the usage report layout and its bar charts
  *
@@ -24,6 +25,21 @@
 #ifndef ML_DEJAVU_DIR
 #define ML_DEJAVU_DIR "/usr/share/fonts/truetype/dejavu"
 #endif
+
+/* ---- code pages -------------------------------------------------------
+ * The single-byte code pages (libharu encoder names) that DejaVu Sans is
+ * drawn in when a string is not WinAnsi, tried in this order (text.c). */
+#define PDF_N_CP 5
+extern const char *const pdf_cp_names[PDF_N_CP];
+
+/* A code point above U+007F that at least one code page has: which pages
+ * (bit k = pdf_cp_names[k]) and its byte in each. */
+typedef struct pdf_cp_rev {
+    uint16_t u;
+    uint8_t pages;
+    uint8_t byte[PDF_N_CP];
+} pdf_cp_rev;
+_Static_assert(PDF_N_CP <= 8, "pdf_cp_rev.pages has a bit per code page");
 
 /* ---- template -------------------------------------------------------- */
 enum { PDF_COL_DESCRIPTION, PDF_COL_QUANTITY, PDF_COL_UNIT_PRICE, PDF_COL_AMOUNT, PDF_COL_N };
@@ -91,6 +107,12 @@ struct pdf_template {
     /* Helvetica / Helvetica-Bold advance widths (1/1000 em) per WinAnsi byte,
      * measured once at load so renders need no lookups. */
     int16_t helv_w[2][256];
+    /* The code pages, read from libharu's encoders at load (pdf_cp_init):
+     * byte → Unicode (0 = not used), and the reverse for code points above
+     * U+007F, sorted by code point (ASCII is the same in every page). */
+    uint16_t cp_uni[PDF_N_CP][256];
+    pdf_cp_rev cp_rev[PDF_N_CP * 128];
+    size_t n_cp_rev;
 };
 
 /* WinAnsi (CP1252) byte → Unicode; 0 for bytes without a character. */
@@ -99,19 +121,44 @@ extern const uint16_t pdf_cp1252[256];
 #include "embed.h"
 extern const ml_embedded pdf_assets[];
 
+/* Fills t->cp_uni / t->cp_rev from doc's encoders (tpl.c's probe document);
+ * returns the failing libharu status, 0 on success. */
+HPDF_STATUS pdf_cp_init(pdf_template *t, HPDF_Doc doc);
+
+/* ---- renderer (pdf.h) ------------------------------------------------ *
+ * The libharu handle a renderer keeps between renders: HPDF_New once,
+ * HPDF_NewDoc per render, HPDF_FreeDoc after it; the handle keeps the font
+ * definitions it loaded (DejaVu Sans parsed once) and its encoders.  The
+ * one-shot pdf_render_* use a renderer on the stack, released after. */
+struct pdf_ctx;
+struct pdf_renderer {
+    HPDF_Doc doc;        /* NULL until the first render and after a failed one */
+    struct pdf_ctx *cur; /* the render in progress: libharu's handler reports to it */
+    const char *dv_name; /* DejaVu Sans loaded into doc (its fontdef's name), or NULL */
+    bool utf8;           /* HPDF_UseUTFEncodings done on doc */
+};
+/* Frees r's libharu handle (r itself stays usable). */
+void pdf_renderer_release(pdf_renderer *r);
+
 /* ---- render context -------------------------------------------------- */
 enum { PDF_REG = 0, PDF_BOLD = 1 };
 enum { PDF_LEFT, PDF_RIGHT, PDF_CENTER };
 
 typedef struct pdf_ctx {
-    HPDF_Doc doc;
+    pdf_renderer *r;
+    HPDF_Doc doc; /* r->doc */
     const pdf_template *t;
     bool failed;
     char msg[200];
     HPDF_STATUS hpdf_err, hpdf_detail;
     HPDF_Font helv[2];
-    HPDF_Font dv[2];  /* DejaVu Sans (Bold), loaded on first need */
-    int16_t *dv_w[2]; /* lazily filled widths per BMP code point, -1 = unknown */
+    const char *dv_name;       /* DejaVu Sans loaded into doc (on first need) */
+    HPDF_Font dv_utf8;         /* …as UTF-8 (Type0), made on first need */
+    HPDF_Font dv_cp[PDF_N_CP]; /* …in code page k (simple TrueType), likewise */
+    HPDF_Dict dv_tu[PDF_N_CP]; /* their ToUnicode streams */
+    unsigned dv_alias;         /* alias glyphs already marked (bits of pdf_dv_alias) */
+    uint64_t dv_based;         /* bases already marked (bits of pdf_dv_base) */
+    int16_t *dv_w;             /* widths per BMP code point, -1 = unknown */
     HPDF_Page *pages;
     size_t n_pages, cap_pages;
     HPDF_Page page;        /* current page */
@@ -133,11 +180,16 @@ typedef struct pdf_ctx {
     HPDF_REAL cur_size;
 } pdf_ctx;
 
-/* An encoded string: bytes for one font family (WinAnsi or UTF-8). */
+/* An encoded string: bytes for one font. */
+enum {
+    PDF_ENC_WINANSI = -2, /* Helvetica, CP1252 bytes */
+    PDF_ENC_UTF8 = -1,    /* DejaVu Sans (Type0), UTF-8 */
+    /* 0 .. PDF_N_CP-1: DejaVu Sans, bytes in code page pdf_cp_names[enc] */
+};
 typedef struct pdf_enc {
     const char *p;
     size_t len;
-    bool uni; /* true: DejaVu + UTF-8; false: Helvetica + WinAnsi */
+    int enc; /* PDF_ENC_* or a code page index */
 } pdf_enc;
 
 /* A wrapped line: a slice of an encoded string. */
@@ -149,11 +201,12 @@ void pdf_fail(pdf_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2,
 /* Records a non-OK libharu status (the handler usually has already). */
 void pdf_ck(pdf_ctx *c, HPDF_STATUS st, const char *what);
 
-/* Begins a render: HPDF_New with our handler, compression, fonts, logo. */
-int pdf_ctx_begin(pdf_ctx *c, const pdf_template *t, char *err, size_t errlen);
-/* Stamps footer + "Page n of m" on every page, saves into out, frees the doc. */
+/* Begins a render on r: a new libharu document, compression, fonts, logo. */
+int pdf_ctx_begin(pdf_ctx *c, pdf_renderer *r, const pdf_template *t, char *err, size_t errlen);
+/* Stamps footer + "Page n of m" on every page and saves into out. */
 int pdf_ctx_finish(pdf_ctx *c, buf *out, char *err, size_t errlen);
-/* Frees everything (after finish or on error). */
+/* Frees the render's document (r keeps its handle unless c failed) and
+ * everything else (after finish or on error). */
 void pdf_ctx_end(pdf_ctx *c);
 
 /* Adds a page (watermark drawn first, under everything) and resets y. */
@@ -163,7 +216,8 @@ void pdf_new_page(pdf_ctx *c);
 bool pdf_need(pdf_ctx *c, HPDF_REAL h);
 
 /* UTF-8 → encoded text (into out, replacing its contents).  Chooses
- * Helvetica when every code point is in WinAnsi, else DejaVu (BMP only;
+ * Helvetica when every code point is in WinAnsi, else DejaVu in the first
+ * code page that has every code point, else DejaVu as UTF-8 (BMP only;
  * invalid UTF-8 and non-BMP code points become U+FFFD, or '?' when the rest
  * is WinAnsi).  Control characters become spaces, except '\n' when
  * keep_newlines.  The result stays valid until out changes. */

@@ -1,25 +1,49 @@
 /* text.c — the render context: libharu document, fonts, text and pages.
  *
- * DESIGN — Fonts are chosen per string by coverage.  A string whose every
- * code point exists in WinAnsi (CP1252) is converted to CP1252 and drawn with
- * the built-in Helvetica (nothing embedded).  Any other string is drawn with
- * DejaVu Sans, embedded (libharu writes only the glyphs used) and addressed as
- * UTF-8 (HPDF_UseUTFEncodings); the font file is loaded on the first string
- * that needs it, so a pure-Latin document embeds no font at all.  libharu
- * 2.3.0 cannot draw code points outside the BMP: those and invalid UTF-8
- * become U+FFFD in a DejaVu string, or '?' when the rest of the string is
- * WinAnsi (so one emoji does not embed a font).
+ * DESIGN — Fonts are chosen per string by coverage, first match wins:
+ *   1. every code point in WinAnsi (CP1252): converted to CP1252 and drawn
+ *      with the built-in Helvetica (nothing embedded);
+ *   2. every code point in one single-byte code page of pdf_cp_names
+ *      (CP1253 Greek, CP1251 Cyrillic, CP1250 Central European, CP1254
+ *      Turkish, CP1257 Baltic, in that order): DejaVu Sans embedded as a
+ *      simple TrueType font with that encoding;
+ *   3. anything else (scripts mixed in one string, other scripts): DejaVu
+ *      Sans embedded as UTF-8 (HPDF_UseUTFEncodings, a Type0 font).
+ * Why 2: libharu 2.3.0 builds the UTF-8 font by looking up all 65,536 code
+ * points in the cmap and writes a 128 KB CIDToGIDMap — most of a Greek
+ * invoice's render time; a code page font is 256 codes.  Every DejaVu font
+ * of a document shares one font descriptor, so the font program is embedded
+ * once however many encodings draw from it.  libharu writes no ToUnicode for
+ * simple TrueType fonts, only /Differences glyph names, which do not give
+ * every character back ("Delta" reads as U+2206): we add the ToUnicode CMap
+ * (cp_to_unicode), and put the glyphs viewers pick for those names in the
+ * subset too (pdf_dv_alias).  libharu 2.3.0 also subsets composite glyphs
+ * only one level deep, so a precomposed letter's base letter is used first
+ * (pdf_dv_base), in every DejaVu font.
+ *
+ * The font file is loaded on the first string that needs it, so a pure-Latin
+ * document embeds no font at all; a pdf_renderer keeps it loaded across
+ * renders.  libharu 2.3.0 cannot draw code points outside the BMP: those and
+ * invalid UTF-8 become U+FFFD (which only the UTF-8 font has) in a DejaVu
+ * string, or '?' when the rest of the string is WinAnsi (so one emoji does
+ * not embed a font).
  *
  * Widths come from the fonts' own metrics (Helvetica's measured once per
- * template, DejaVu's cached per render) and we wrap text ourselves;
- * HPDF_Page_TextRect is never used (it mishandles UTF-8).
+ * template, DejaVu's cached per render: libharu marks a glyph for the subset
+ * when it is measured, so a cache across renders would change the output)
+ * and we wrap text ourselves; HPDF_Page_TextRect is never used (it
+ * mishandles UTF-8).
  *
- * Errors: HPDF_New(pdf_on_error, ctx) — the handler records the first error
- * in the ctx; every status is passed to pdf_ck; helpers are no-ops once
- * c->failed.  Nothing global: one ctx per render, any thread.
+ * Errors: HPDF_New(pdf_on_error, renderer) — the handler records the first
+ * error in the renderer's current ctx; every status is passed to pdf_ck;
+ * helpers are no-ops once c->failed.  No mutable globals: one ctx per render
+ * and one renderer per thread at a time.  Objects libharu has no call for
+ * (the ToUnicode stream) use its object API from the installed headers
+ * (hpdf_objects.h, hpdf_doc.h), checked like any other call.
  */
 #include "fmacros.h"
 #include "pdf_int.h"
+#include <assert.h>
 #include <stdarg.h>
 #include <stdlib.h>
 
@@ -367,60 +391,278 @@ void pdf_ck(pdf_ctx *c, HPDF_STATUS st, const char *what) {
              (unsigned)(c->hpdf_err ? c->hpdf_err : st), (unsigned)c->hpdf_detail);
 }
 
+/* libharu's handler for a renderer's document: reports to its current render. */
 static void pdf_on_error(HPDF_STATUS error_no, HPDF_STATUS detail_no, void *user_data) {
-    pdf_ctx *c = user_data;
-    if (!c->hpdf_err) {
+    pdf_renderer *r = user_data;
+    pdf_ctx *c = r->cur;
+    if (c && !c->hpdf_err) {
         c->hpdf_err = error_no;
         c->hpdf_detail = detail_no;
     }
 }
 
 /* ---- fonts ------------------------------------------------------------ */
-/* One DejaVu face per document: libharu 2.3.0 spends ~5 ms building each
- * UTF-8 CID font (65,536 cmap lookups) and embeds each face's tables, so
- * bold non-WinAnsi text is DejaVu Sans drawn fill + stroke (synthetic bold)
- * rather than a second embedded face.  style is accepted for symmetry. */
-static HPDF_Font dv_font(pdf_ctx *c, int style) {
-    ML_UNUSED(style);
-    if (c->dv[0] || c->failed) return c->dv[0];
-    pdf_ck(c, HPDF_UseUTFEncodings(c->doc), "HPDF_UseUTFEncodings");
+const char *const pdf_cp_names[PDF_N_CP] = {"CP1253", "CP1251", "CP1250", "CP1254", "CP1257"};
+
+/* Glyph names libharu writes in a code page's /Differences that the Adobe
+ * Glyph List maps to another code point first ("Delta" is U+2206 before
+ * U+0394): viewers then draw that code point's glyph, so the subset must
+ * hold it too (the ToUnicode CMap keeps the text exact). */
+static const uint16_t pdf_dv_alias[][2] = {
+    {0x0394, 0x2206}, /* Delta: increment */
+    {0x03A9, 0x2126}, /* Omega: ohm sign */
+    {0x03BC, 0x00B5}, /* mu: micro sign */
+};
+
+/* libharu 2.3.0 adds a composite glyph's components to the subset but not
+ * their components: once "Ά" (tonos + Alpha) is used, Alpha is marked and a
+ * later "Α" never adds Latin "A", which Alpha is built from — a blank
+ * glyph.  So a precomposed letter's base is used first (base-first order
+ * puts every level in): precomposed Greek and Cyrillic → canonical base
+ * (Unicode decompositions whose base is not ASCII), sorted. */
+static const uint16_t pdf_dv_base[][2] = {
+    {0x0385, 0x00A8}, {0x0386, 0x0391}, {0x0387, 0x00B7}, {0x0388, 0x0395}, {0x0389, 0x0397},
+    {0x038A, 0x0399}, {0x038C, 0x039F}, {0x038E, 0x03A5}, {0x038F, 0x03A9}, {0x0390, 0x03CA},
+    {0x03AA, 0x0399}, {0x03AB, 0x03A5}, {0x03AC, 0x03B1}, {0x03AD, 0x03B5}, {0x03AE, 0x03B7},
+    {0x03AF, 0x03B9}, {0x03B0, 0x03CB}, {0x03CA, 0x03B9}, {0x03CB, 0x03C5}, {0x03CC, 0x03BF},
+    {0x03CD, 0x03C5}, {0x03CE, 0x03C9}, {0x03D3, 0x03D2}, {0x03D4, 0x03D2}, {0x0400, 0x0415},
+    {0x0401, 0x0415}, {0x0403, 0x0413}, {0x0407, 0x0406}, {0x040C, 0x041A}, {0x040D, 0x0418},
+    {0x040E, 0x0423}, {0x0419, 0x0418}, {0x0439, 0x0438}, {0x0450, 0x0435}, {0x0451, 0x0435},
+    {0x0453, 0x0433}, {0x0457, 0x0456}, {0x045C, 0x043A}, {0x045D, 0x0438}, {0x045E, 0x0443},
+};
+
+static int cp_rev_cmp(const void *a, const void *b) {
+    const pdf_cp_rev *x = a, *y = b;
+    if (x->u != y->u) return x->u < y->u ? -1 : 1;
+    return (x->pages > y->pages) - (x->pages < y->pages); /* pages: one bit each here */
+}
+
+HPDF_STATUS pdf_cp_init(pdf_template *t, HPDF_Doc doc) {
+    memset(t->cp_uni, 0, sizeof t->cp_uni);
+    memset(t->cp_rev, 0, sizeof t->cp_rev);
+    size_t n = 0; /* one entry per (page, byte) first, merged per code point below */
+    for (int k = 0; k < PDF_N_CP; k++) {
+        HPDF_Encoder en = HPDF_GetEncoder(doc, pdf_cp_names[k]);
+        if (!en) return HPDF_GetError(doc) ? HPDF_GetError(doc) : HPDF_INVALID_ENCODER;
+        for (int b = 0x20; b < 256; b++) {
+            HPDF_UNICODE u = HPDF_Encoder_GetUnicode(en, (HPDF_UINT16)b);
+            if (u < 0x20 || u == 0x7F || (u >= 0x80 && u < 0xA0) || u >= 0xFFFE) continue;
+            if (b < 0x80 && u != (HPDF_UNICODE)b) continue; /* never: ASCII is shared */
+            t->cp_uni[k][b] = u;
+            if (b < 0x80) continue;
+            if (ML_NEVER(n == ML_ARRAY_LEN(t->cp_rev))) return HPDF_INVALID_ENCODER;
+            t->cp_rev[n].u = (uint16_t)u;
+            t->cp_rev[n].pages = (uint8_t)(1u << k);
+            t->cp_rev[n].byte[k] = (uint8_t)b;
+            n++;
+        }
+    }
+    qsort(t->cp_rev, n, sizeof t->cp_rev[0], cp_rev_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && t->cp_rev[m - 1].u == t->cp_rev[i].u) {
+            pdf_cp_rev *d = &t->cp_rev[m - 1];
+            for (int k = 0; k < PDF_N_CP; k++)
+                if (t->cp_rev[i].pages & (1u << k) && !(d->pages & (1u << k))) {
+                    d->pages |= (uint8_t)(1u << k);
+                    d->byte[k] = t->cp_rev[i].byte[k];
+                }
+        } else {
+            t->cp_rev[m++] = t->cp_rev[i];
+        }
+    }
+    t->n_cp_rev = m;
+    return 0;
+}
+
+static const pdf_cp_rev *cp_find(const pdf_template *t, uint32_t u) {
+    size_t lo = 0, hi = t->n_cp_rev;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (t->cp_rev[mid].u < u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < t->n_cp_rev && t->cp_rev[lo].u == u ? &t->cp_rev[lo] : NULL;
+}
+
+/* DejaVu Sans, loaded into the document on the first string that needs it.
+ * One face per document: each face's tables are embedded, so bold
+ * non-WinAnsi text is DejaVu Sans drawn fill + stroke (synthetic bold). */
+static const char *dv_load(pdf_ctx *c) {
+    if (c->dv_name || c->failed) return c->dv_name;
     static const char file[] = ML_DEJAVU_DIR "/DejaVuSans.ttf";
-    const char *name = c->failed ? NULL : HPDF_LoadTTFontFromFile(c->doc, file, HPDF_TRUE);
-    if (!name) {
+    if (!c->r->dv_name) c->r->dv_name = HPDF_LoadTTFontFromFile(c->doc, file, HPDF_TRUE);
+    c->dv_name = c->r->dv_name; /* kept by the handle across HPDF_NewDoc */
+    c->dv_w = malloc(65536 * sizeof(int16_t));
+    if (!c->dv_name || !c->dv_w) {
         pdf_fail(c, "cannot load %s (install fonts-dejavu-core; libharu error 0x%04X)", file,
                  (unsigned)c->hpdf_err);
         return NULL;
     }
-    c->dv[0] = HPDF_GetFont(c->doc, name, "UTF-8");
-    c->dv_w[0] = malloc(65536 * sizeof(int16_t));
-    if (!c->dv[0] || !c->dv_w[0]) {
-        pdf_fail(c, "cannot use DejaVu Sans as UTF-8 (libharu error 0x%04X)",
+    memset(c->dv_w, 0xFF, 65536 * sizeof(int16_t)); /* -1: not measured yet */
+    return c->dv_name;
+}
+
+/* The ToUnicode CMap of code page k: libharu 2.3.0 writes none for simple
+ * TrueType fonts, and its glyph names alone do not give the text back
+ * exactly (see pdf_dv_alias).  Built with libharu's object API (installed
+ * headers hpdf_objects.h / hpdf_doc.h). */
+static void cp_to_unicode(pdf_ctx *c, HPDF_Font f, int k) {
+    const uint16_t *uni = c->t->cp_uni[k];
+    buf cm, *b = &cm;
+    buf_init(b);
+    buf_printf(b,
+               "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+               "/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+               "/CMapName /Meterline-%s-UCS def\n/CMapType 2 def\n"
+               "1 begincodespacerange\n<00> <FF>\nendcodespacerange\n"
+               "1 beginbfrange\n<20> <7E> <0020>\nendbfrange\n",
+               pdf_cp_names[k]);
+    int n = 0;
+    for (int i = 0x80; i < 256; i++) n += uni[i] != 0;
+    for (int i = 0x80, in_block = 0; i < 256; i++) {
+        if (!uni[i]) continue;
+        if (in_block == 0) buf_printf(b, "%d beginbfchar\n", n > 100 ? 100 : n);
+        buf_printf(b, "<%02X> <%04X>\n", (unsigned)i, (unsigned)uni[i]);
+        n--;
+        if (++in_block == 100 || n == 0) {
+            buf_adds(b, "endbfchar\n");
+            in_block = 0;
+        }
+    }
+    buf_adds(b, "endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend\n");
+    HPDF_Dict s = b->oom ? NULL : HPDF_DictStream_New(c->doc->mmgr, c->doc->xref);
+    if (b->oom) {
+        pdf_fail(c, "out of memory");
+    } else if (!s) {
+        pdf_ck(c, HPDF_GetError(c->doc) ? HPDF_GetError(c->doc) : HPDF_FAILD_TO_ALLOC_MEM,
+               "HPDF_DictStream_New (ToUnicode)");
+    } else {
+        s->filter = f->filter;
+        c->dv_tu[k] = s;
+        pdf_ck(c, HPDF_Stream_Write(s->stream, (const HPDF_BYTE *)b->p, (HPDF_UINT)b->len),
+               "HPDF_Stream_Write (ToUnicode)");
+        pdf_ck(c, HPDF_Dict_Add(f, "ToUnicode", s), "HPDF_Dict_Add (ToUnicode)");
+    }
+    buf_free(b);
+}
+
+/* A document that needs the UTF-8 font is slow to make anyway (see dv_font)
+ * and its CIDToGIDMap is 128 KB: there every DejaVu stream is compressed —
+ * the font program, the map, the ToUnicode CMaps (libharu takes a stream's
+ * filter from its font when it writes it). */
+static void dv_compress(pdf_ctx *c) {
+    c->dv_utf8->filter = HPDF_STREAM_FILTER_FLATE_DECODE;
+    for (int k = 0; k < PDF_N_CP; k++) {
+        if (c->dv_cp[k]) c->dv_cp[k]->filter = HPDF_STREAM_FILTER_FLATE_DECODE;
+        if (c->dv_tu[k]) c->dv_tu[k]->filter = HPDF_STREAM_FILTER_FLATE_DECODE;
+    }
+}
+
+/* The DejaVu font for encoding enc (a code page index or PDF_ENC_UTF8). */
+static HPDF_Font dv_font(pdf_ctx *c, int enc) {
+    HPDF_Font *slot = enc == PDF_ENC_UTF8 ? &c->dv_utf8 : &c->dv_cp[enc];
+    if (*slot || c->failed) return *slot;
+    const char *name = dv_load(c);
+    if (!name) return NULL;
+    if (enc == PDF_ENC_UTF8) {
+        /* ~65,536 cmap lookups in libharu 2.3.0: only for mixed scripts.
+         * The encoder stays registered on the handle (twice is an error). */
+        if (!c->r->utf8) pdf_ck(c, HPDF_UseUTFEncodings(c->doc), "HPDF_UseUTFEncodings");
+        if (c->failed) return NULL;
+        c->r->utf8 = true;
+    }
+    const char *en = enc == PDF_ENC_UTF8 ? "UTF-8" : pdf_cp_names[enc];
+    *slot = HPDF_GetFont(c->doc, name, en);
+    if (!*slot) {
+        pdf_fail(c, "cannot use DejaVu Sans as %s (libharu error 0x%04X)", en,
                  (unsigned)c->hpdf_err);
         return NULL;
     }
-    memset(c->dv_w[0], 0xFF, 65536 * sizeof(int16_t)); /* -1: not measured yet */
-    return c->dv[0];
+    if (enc != PDF_ENC_UTF8) cp_to_unicode(c, *slot, enc);
+    if (c->dv_utf8) dv_compress(c);
+    return c->failed ? NULL : *slot;
 }
 
-static HPDF_Font font_of(pdf_ctx *c, bool uni, int style) {
-    return uni ? dv_font(c, style) : c->helv[style];
+static HPDF_Font font_of(pdf_ctx *c, int enc, int style) {
+    return enc == PDF_ENC_WINANSI ? c->helv[style] : dv_font(c, enc);
 }
 
 /* ---- encoding --------------------------------------------------------- */
+/* Which encoding draws s: WinAnsi, else the first code page with every code
+ * point, else UTF-8.  Replacements count: U+FFFD is in no code page. */
+static int choose_enc(const pdf_template *t, const unsigned char *u, size_t n) {
+    bool winansi = true;
+    unsigned pages = (1u << PDF_N_CP) - 1;
+    for (size_t i = 0; i < n && (winansi || pages);) {
+        uint32_t cp;
+        i += utf8_next(u + i, n - i, &cp);
+        if (cp < 0x80) continue;               /* ASCII and controls (→ spaces) */
+        if (cp >= 0x80 && cp < 0xA0) continue; /* C1 controls become spaces */
+        if (cp == 0xFFFFFFFFu || cp > 0xFFFF) {
+            pages = 0; /* U+FFFD unless the string stays WinAnsi ('?') */
+            continue;
+        }
+        if (winansi && !to_cp1252(cp)) winansi = false;
+        if (pages) {
+            const pdf_cp_rev *r = cp_find(t, cp);
+            pages &= r ? r->pages : 0;
+        }
+    }
+    if (winansi) return PDF_ENC_WINANSI;
+    for (int k = 0; k < PDF_N_CP; k++)
+        if (pages & (1u << k)) return k;
+    return PDF_ENC_UTF8;
+}
+
+/* Marks the alias glyph of u (see pdf_dv_alias) in the subset, once. */
+static void mark_alias(pdf_ctx *c, HPDF_Font f, uint32_t u) {
+    for (size_t a = 0; a < ML_ARRAY_LEN(pdf_dv_alias); a++) {
+        if (pdf_dv_alias[a][0] != u || (c->dv_alias & (1u << a))) continue;
+        c->dv_alias |= 1u << a;
+        if (HPDF_Font_GetUnicodeWidth(f, pdf_dv_alias[a][1]) <= 0)
+            pdf_fail(c, "libharu: no DejaVu Sans width for U+%04X", (unsigned)pdf_dv_alias[a][1]);
+    }
+}
+
+/* Before u's glyph is first used in the document: its base letter's, and
+ * that one's base first (see pdf_dv_base). */
+static void mark_base(pdf_ctx *c, HPDF_Font f, uint32_t u) {
+    size_t lo = 0, hi = ML_ARRAY_LEN(pdf_dv_base);
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (pdf_dv_base[mid][0] < u)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == ML_ARRAY_LEN(pdf_dv_base) || pdf_dv_base[lo][0] != u) return;
+    if (c->dv_based & ((uint64_t)1 << lo)) return;
+    c->dv_based |= (uint64_t)1 << lo;
+    uint32_t base = pdf_dv_base[lo][1];
+    mark_base(c, f, base);
+    if (HPDF_Font_GetUnicodeWidth(f, (HPDF_UNICODE)base) <= 0)
+        pdf_fail(c, "libharu: no DejaVu Sans width for U+%04X", (unsigned)base);
+}
+
 pdf_enc pdf_encode(pdf_ctx *c, const char *s, buf *out, bool keep_newlines) {
-    pdf_enc e = {"", 0, false};
+    pdf_enc e = {"", 0, PDF_ENC_WINANSI};
     out->len = 0;
     if (out->p) out->p[0] = 0;
     if (!s || c->failed) return e;
     const unsigned char *u = (const unsigned char *)s;
     size_t n = strlen(s);
-    bool winansi = true;
-    for (size_t i = 0; i < n && winansi;) {
-        uint32_t cp;
-        i += utf8_next(u + i, n - i, &cp);
-        if (cp == 0xFFFFFFFFu || cp > 0xFFFF || cp < 0x20 || cp == 0x7F) continue;
-        if (!to_cp1252(cp)) winansi = false;
-    }
+    int enc = choose_enc(c->t, u, n);
+    HPDF_Font f = enc == PDF_ENC_WINANSI ? NULL : dv_font(c, enc); /* errors surface early */
+    if (c->failed) return e;
+    if (f) /* before any of the string's glyphs is measured or drawn */
+        for (size_t i = 0; i < n;) {
+            uint32_t cp;
+            i += utf8_next(u + i, n - i, &cp);
+            if (cp >= 0x80 && cp <= 0xFFFF) mark_base(c, f, cp);
+        }
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         i += utf8_next(u + i, n - i, &cp);
@@ -428,15 +670,17 @@ pdf_enc pdf_encode(pdf_ctx *c, const char *s, buf *out, bool keep_newlines) {
             buf_addc(out, '\n');
         } else if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) {
             buf_addc(out, ' ');
-        } else if (cp == 0xFFFFFFFFu || cp > 0xFFFF) {
-            if (winansi)
-                buf_addc(out, '?');
-            else
-                put_utf8(out, 0xFFFD);
-        } else if (winansi) {
-            buf_addc(out, (char)to_cp1252(cp));
+        } else if (cp < 0x80) {
+            buf_addc(out, (char)cp);
+        } else if (enc == PDF_ENC_WINANSI) {
+            buf_addc(out, cp == 0xFFFFFFFFu || cp > 0xFFFF ? '?' : (char)to_cp1252(cp));
+        } else if (enc == PDF_ENC_UTF8) {
+            put_utf8(out, cp == 0xFFFFFFFFu || cp > 0xFFFF ? 0xFFFD : cp);
         } else {
-            put_utf8(out, cp);
+            const pdf_cp_rev *r = cp_find(c->t, cp);
+            if (ML_NEVER(!r)) continue; /* choose_enc checked every code point */
+            buf_addc(out, (char)r->byte[enc]);
+            mark_alias(c, f, cp);
         }
     }
     if (out->oom) {
@@ -445,24 +689,28 @@ pdf_enc pdf_encode(pdf_ctx *c, const char *s, buf *out, bool keep_newlines) {
     }
     e.p = out->p ? out->p : "";
     e.len = out->len;
-    e.uni = !winansi;
-    if (e.uni) font_of(c, true, PDF_REG); /* loads the font: errors surface early */
+    e.enc = enc;
     return e;
 }
 
 /* Width of one character at p (1/1000 em); *adv gets its byte length. */
 static int char_w(pdf_ctx *c, pdf_enc e, int style, size_t off, size_t *adv) {
     const unsigned char *p = (const unsigned char *)e.p + off;
-    if (!e.uni) {
+    if (e.enc == PDF_ENC_WINANSI) {
         *adv = 1;
         return c->t->helv_w[style][*p];
     }
     uint32_t cp;
-    *adv = utf8_next(p, e.len - off, &cp);
-    if (cp > 0xFFFF) cp = 0xFFFD; /* cannot happen: encode replaced them */
-    HPDF_Font f = dv_font(c, style);
+    if (e.enc == PDF_ENC_UTF8) {
+        *adv = utf8_next(p, e.len - off, &cp);
+        if (cp > 0xFFFF) cp = 0xFFFD; /* cannot happen: encode replaced them */
+    } else {
+        *adv = 1;
+        cp = c->t->cp_uni[e.enc][*p];
+    }
+    HPDF_Font f = dv_font(c, e.enc);
     if (!f) return 0;
-    int16_t *w = &c->dv_w[0][cp];
+    int16_t *w = &c->dv_w[cp];
     if (*w < 0) {
         HPDF_INT v = HPDF_Font_GetUnicodeWidth(f, (HPDF_UNICODE)cp);
         *w = (int16_t)(v > 0 && v < 30000 ? v : 0);
@@ -555,7 +803,7 @@ void pdf_end_text(pdf_ctx *c) {
 void pdf_draw(pdf_ctx *c, pdf_enc e, pdf_span sp, int style, HPDF_REAL size, HPDF_REAL x,
               HPDF_REAL y, int align) {
     if (c->failed || sp.len == 0) return;
-    HPDF_Font f = font_of(c, e.uni, style);
+    HPDF_Font f = font_of(c, e.enc, style);
     if (!f) return;
     if (align == PDF_RIGHT)
         x -= span_w(c, e, sp, style, size);
@@ -574,7 +822,7 @@ void pdf_draw(pdf_ctx *c, pdf_enc e, pdf_span sp, int style, HPDF_REAL size, HPD
         c->cur_font = f;
         c->cur_size = size;
     }
-    bool fake_bold = e.uni && style == PDF_BOLD;
+    bool fake_bold = e.enc != PDF_ENC_WINANSI && style == PDF_BOLD;
     if (fake_bold) {
         HPDF_RGBColor fill = HPDF_Page_GetRGBFill(c->page);
         pdf_ck(c, HPDF_Page_SetRGBStroke(c->page, fill.r, fill.g, fill.b),
@@ -747,21 +995,52 @@ void pdf_draw_letterhead(pdf_ctx *c, const pdf_party *seller) {
 }
 
 /* ---- begin / finish --------------------------------------------------- */
-int pdf_ctx_begin(pdf_ctx *c, const pdf_template *t, char *err, size_t errlen) {
+/* Page contents and images are compressed; font programs (HPDF_COMP_METADATA
+ * covers them) are not, unless the document needs DejaVu as UTF-8
+ * (dv_compress): deflating DejaVu Sans' ~140 KB of tables took half of a
+ * Greek invoice's render time (see tests/bench/run-pdf). */
+#define PDF_COMPRESSION (HPDF_COMP_TEXT | HPDF_COMP_IMAGE)
+
+pdf_renderer *pdf_renderer_new(void) { return calloc(1, sizeof(pdf_renderer)); }
+
+void pdf_renderer_release(pdf_renderer *r) {
+    if (r->doc) HPDF_Free(r->doc);
+    r->doc = NULL;
+    r->dv_name = NULL;
+    r->utf8 = false;
+}
+
+void pdf_renderer_free(pdf_renderer *r) {
+    if (!r) return;
+    pdf_renderer_release(r);
+    free(r);
+}
+
+int pdf_ctx_begin(pdf_ctx *c, pdf_renderer *r, const pdf_template *t, char *err, size_t errlen) {
+    assert(r && !r->cur); /* one render at a time per renderer */
     memset(c, 0, sizeof *c);
     c->t = t;
+    c->r = r;
+    r->cur = c;
     buf_init(&c->enc);
     buf_init(&c->line);
     c->top = t->page_h - t->m_top;
     c->bottom = t->m_bottom + 28; /* room for the footer line */
     c->left = t->m_left;
     c->right = t->page_w - t->m_right;
-    c->doc = HPDF_New(pdf_on_error, c);
-    if (!c->doc) {
-        snprintf(err, errlen, "pdf: libharu: out of memory");
-        return -1;
+    if (!r->doc) {
+        r->doc = HPDF_New(pdf_on_error, r); /* with an empty document */
+        if (!r->doc) {
+            snprintf(err, errlen, "pdf: libharu: out of memory");
+            return -1;
+        }
+    } else {
+        /* HPDF_NewDoc frees the last document (HPDF_FreeDoc) but keeps the
+         * loaded font definitions (glyph marks cleared) and encoders */
+        pdf_ck(c, HPDF_NewDoc(r->doc), "HPDF_NewDoc");
     }
-    pdf_ck(c, HPDF_SetCompressionMode(c->doc, HPDF_COMP_ALL), "HPDF_SetCompressionMode");
+    c->doc = r->doc;
+    pdf_ck(c, HPDF_SetCompressionMode(c->doc, PDF_COMPRESSION), "HPDF_SetCompressionMode");
     c->helv[PDF_REG] = HPDF_GetFont(c->doc, "Helvetica", "WinAnsiEncoding");
     c->helv[PDF_BOLD] = HPDF_GetFont(c->doc, "Helvetica-Bold", "WinAnsiEncoding");
     if (!c->helv[0] || !c->helv[1])
@@ -819,12 +1098,21 @@ int pdf_ctx_finish(pdf_ctx *c, buf *out, char *err, size_t errlen) {
 }
 
 void pdf_ctx_end(pdf_ctx *c) {
-    if (c->doc) HPDF_Free(c->doc);
+    pdf_renderer *r = c->r;
+    if (r) {
+        /* after a failure libharu's state is not trusted: start afresh */
+        if (c->failed)
+            pdf_renderer_release(r);
+        else if (r->doc)
+            HPDF_FreeDoc(r->doc); /* the PDF's memory; fonts stay loaded */
+        r->cur = NULL;
+    }
+    c->r = NULL;
     c->doc = NULL;
     free(c->pages);
-    free(c->dv_w[0]);
+    free(c->dv_w);
     buf_free(&c->enc);
     buf_free(&c->line);
     c->pages = NULL;
-    c->dv_w[0] = c->dv_w[1] = NULL;
+    c->dv_w = NULL;
 }

@@ -213,7 +213,8 @@ static void probe_handler(HPDF_STATUS e, HPDF_STATUS d, void *arg) {
     if (!*st) *st = e;
 }
 
-/* Helvetica widths for every WinAnsi byte, and a trial decode of the logo. */
+/* Helvetica widths for every WinAnsi byte, the code pages (pdf_cp_init), and
+ * a trial decode of the logo. */
 static int probe(pdf_template *t, char *err, size_t errlen) {
     HPDF_STATUS st = 0;
     HPDF_Doc doc = HPDF_New(probe_handler, &st);
@@ -230,6 +231,12 @@ static int probe(pdf_template *t, char *err, size_t errlen) {
             HPDF_INT w = pdf_cp1252[i] ? HPDF_Font_GetUnicodeWidth(f, pdf_cp1252[i]) : 0;
             t->helv_w[b][i] = (int16_t)(w > 0 && w < 3000 ? w : 0);
         }
+    }
+    st = pdf_cp_init(t, doc);
+    if (st) {
+        HPDF_Free(doc);
+        return tfail(err, errlen, "template: libharu: no code page encoders (error 0x%04X)",
+                     (unsigned)st);
     }
     if (t->logo) {
         HPDF_Image im = HPDF_LoadPngImageFromMem(doc, t->logo, (HPDF_UINT)t->logo_len);

@@ -214,6 +214,18 @@ static void draw_appendix(pdf_ctx *c, const pdf_usage *u) {
 
 int pdf_render_usage(const pdf_template *t, const pdf_usage *u, buf *out, char *err,
                      size_t errlen) {
+    pdf_renderer r = {0};
+    int rc = pdf_renderer_usage(&r, t, u, out, err, errlen);
+    pdf_renderer_release(&r);
+    return rc;
+}
+
+int pdf_renderer_usage(pdf_renderer *r, const pdf_template *t, const pdf_usage *u, buf *out,
+                       char *err, size_t errlen) {
+    if (!r) {
+        snprintf(err, errlen, "pdf: a renderer is required");
+        return -1;
+    }
     if (!t || !u || !out) {
         snprintf(err, errlen, "pdf: template, report and output are required");
         return -1;
@@ -228,7 +240,7 @@ int pdf_render_usage(const pdf_template *t, const pdf_usage *u, buf *out, char *
             return -1;
         }
     pdf_ctx c;
-    if (pdf_ctx_begin(&c, t, err, errlen) < 0) {
+    if (pdf_ctx_begin(&c, r, t, err, errlen) < 0) {
         pdf_ctx_end(&c);
         return -1;
     }

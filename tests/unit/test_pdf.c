@@ -9,8 +9,11 @@
 #include "fmacros.h"
 #include "pdf.h"
 
+#include <hpdf.h>
+
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -107,6 +110,13 @@ static int pages_of(const char *path) {
     char *p = strstr(info, "\nPages:");
     cr_assert(p, "no Pages in pdfinfo output:\n%s", info);
     return atoi(p + 7);
+}
+
+static size_t count_mem(const buf *b, const char *needle) {
+    size_t n = 0, nl = strlen(needle);
+    for (const char *p = b->p; (p = memmem(p, b->len - (size_t)(p - b->p), needle, nl)); p += nl)
+        n++;
+    return n;
 }
 
 static size_t count(const char *hay, const char *needle) {
@@ -374,14 +384,26 @@ Test(pdf_invoice, latin1_uses_helvetica_and_amounts_exact, .init = setup, .fini 
     pdf_template_free(t);
 }
 
+/* Which font draws a name: DejaVu Sans in a single-byte code page (a simple
+ * "TrueType" font) when one code page has every character, else DejaVu Sans
+ * as UTF-8 ("CID TrueType"); the text comes back exactly either way. */
 typedef struct script_case {
-    char name[64];
-    char file[16];
+    char name[80];
+    char file[24];
+    char type[16]; /* pdffonts type of the DejaVu font */
 } script_case;
 
 static script_case script_cases[] = {
-    {"Αθήνα Ενέργεια", "greek"},
-    {"Москва Логистика", "cyrillic"},
+    {"Αθήνα Ενέργεια", "greek", "TrueType"},
+    /* Delta, Omega, mu: glyph names the Adobe Glyph List maps elsewhere first */
+    {"Δήμος Ωραιοκάστρου — μελέτη", "greek_agl", "TrueType"},
+    {"Москва Логистика", "cyrillic", "TrueType"},
+    {"Київ Енергія ЄҐ", "ukrainian", "TrueType"},
+    {"Łódź Spółka z o.o.", "polish", "TrueType"},
+    {"İstanbul Çağ Ltd. Şti.", "turkish", "TrueType"},
+    {"Athens Αθήνα S.A.", "ascii_greek", "TrueType"},
+    {"Zürich Αθήνα AG", "latin1_greek", "CID TrueType"},
+    {"Αθήνα Москва", "greek_cyrillic", "CID TrueType"},
 };
 
 ParameterizedTestParameters(pdf_invoice, non_latin_embeds_dejavu) {
@@ -402,10 +424,197 @@ ParameterizedTest(script_case *sc, pdf_invoice, non_latin_embeds_dejavu, .init =
     cr_expect(strstr(fonts, "DejaVuSans,Book"), "the name embeds DejaVu Sans:\n%s", fonts);
     cr_expect_null(strstr(fonts, "DejaVuSans-Bold"), "one face only (bold is synthetic):\n%s",
                    fonts);
-    cr_expect_eq(count(fonts, "DejaVu"), 1, "embedded once:\n%s", fonts);
-    cr_expect(strstr(fonts, "CID TrueType"), "%s", fonts);
-    cr_expect(strstr(fonts, " yes yes "), "embedded (and subset):\n%s", fonts);
+    cr_expect_eq(count(fonts, "DejaVu"), 1, "one DejaVu font:\n%s", fonts);
+    bool cid = strcmp(sc->type, "CID TrueType") == 0;
+    cr_expect(strstr(fonts, sc->type), "%s:\n%s", sc->type, fonts);
+    if (!cid) cr_expect_null(strstr(fonts, "CID"), "a code page, not UTF-8:\n%s", fonts);
+    cr_expect(strstr(fonts, " yes yes yes "), "embedded, subset, with ToUnicode:\n%s", fonts);
+    cr_expect_eq(count_mem(&b, "/FontFile2"), 1, "one font program");
+    cr_expect_eq(count_mem(&b, "/CIDToGIDMap"), cid ? 1 : 0);
+    /* font streams are compressed only with the (slow anyway) UTF-8 font */
+    cr_expect_lt(b.len, cid ? 120000 : 200000, "%zu bytes", b.len);
     cr_expect(strstr(fonts, "Helvetica"), "Latin strings stay Helvetica:\n%s", fonts);
+    buf_free(&b);
+    pdf_template_free(t);
+}
+
+/* Greek and Cyrillic strings in one document: two code-page fonts (and a
+ * UTF-8 one for the string that mixes them) over one embedded font program. */
+Test(pdf_invoice, code_pages_share_one_font_program, .init = setup, .fini = teardown) {
+    pdf_template *t = load_tpl(NULL);
+    static const char *const addr[] = {"Проспект Мира 1", "129090 Москва"};
+    pdf_invoice inv = make_invoice("Αθήνα Ενέργεια", 2, 0);
+    inv.bill_to.address = addr;
+    inv.notes = "Ευχαριστούμε — Спасибо.";
+    buf b;
+    const char *path = render_inv("two_pages", t, &inv, &b);
+    char *txt = text_of(path);
+    cr_expect(strstr(txt, "Αθήνα Ενέργεια"), "%s", txt);
+    cr_expect(strstr(txt, "Проспект Мира 1"), "%s", txt);
+    cr_expect(strstr(txt, "129090 Москва"), "%s", txt);
+    cr_expect(strstr(txt, "Ευχαριστούμε — Спасибо."), "%s", txt);
+    char *fonts = fonts_of(path);
+    cr_expect_eq(count(fonts, "DejaVuSans,Book"), 3, "CP1253, CP1251 and UTF-8:\n%s", fonts);
+    cr_expect_eq(count(fonts, "CID TrueType"), 1, "%s", fonts);
+    cr_expect_eq(count(fonts, " yes yes yes "), 3, "%s", fonts);
+    cr_expect_eq(count_mem(&b, "/FontFile2"), 1, "one font program for the three fonts");
+    cr_expect_eq(count_mem(&b, "/Type /FontDescriptor"), 1, "one descriptor");
+    cr_expect_lt(b.len, 120000, "with the UTF-8 font every font stream is compressed");
+    buf_free(&b);
+    pdf_template_free(t);
+}
+
+/* Every character of every code page the renderer uses comes back exactly
+ * from pdftotext and is drawn (ink inside its pdftotext -bbox box): libharu
+ * 2.3.0 writes glyph names and no ToUnicode for simple TrueType fonts. */
+typedef struct cp_case {
+    char name[16];
+} cp_case;
+
+static cp_case cp_cases[] = {{"CP1253"}, {"CP1251"}, {"CP1250"}, {"CP1254"}, {"CP1257"}};
+
+ParameterizedTestParameters(pdf_invoice, code_page_characters_drawn_and_exact) {
+    return cr_make_param_array(cp_case, cp_cases, ML_ARRAY_LEN(cp_cases));
+}
+
+static void put_utf8(buf *b, unsigned u) {
+    if (u < 0x80) {
+        buf_addc(b, (char)u);
+    } else if (u < 0x800) {
+        buf_addc(b, (char)(0xC0 | u >> 6));
+        buf_addc(b, (char)(0x80 | (u & 0x3F)));
+    } else {
+        buf_addc(b, (char)(0xE0 | u >> 12));
+        buf_addc(b, (char)(0x80 | (u >> 6 & 0x3F)));
+        buf_addc(b, (char)(0x80 | (u & 0x3F)));
+    }
+}
+
+/* Page 1 of a PDF at 144 dpi (2 pixels per point, gray) and its words'
+ * boxes (pdftotext -bbox). */
+typedef struct page_img {
+    int w, h;
+    unsigned char *px;
+    const char *bbox;
+} page_img;
+
+static page_img render_page(const char *path) {
+    page_img im = {0};
+    sh("pdftoppm -r 144 -gray -f 1 -l 1 -singlefile '%s' '%s/page'", path, tmpdir);
+    FILE *f = fopen(S("%s/page.pgm", tmpdir), "rb");
+    cr_assert(f);
+    int maxv;
+    cr_assert_eq(fscanf(f, "P5 %d %d %d", &im.w, &im.h, &maxv), 3);
+    fgetc(f);
+    size_t n = (size_t)im.w * (size_t)im.h;
+    im.px = A(n, 1);
+    cr_assert_eq(fread(im.px, 1, n, f), n);
+    fclose(f);
+    im.bbox = sh("pdftotext -f 1 -l 1 -bbox '%s' -", path);
+    return im;
+}
+
+/* Dark pixels inside the last box of a word that is exactly word, -1 when
+ * there is none. */
+static int ink_of(const page_img *im, const char *word) {
+    size_t len = strlen(word);
+    const char *p = NULL;
+    for (const char *q = im->bbox; (q = strstr(q, "<word ")); q++) {
+        const char *gt = strchr(q, '>');
+        if (gt && strncmp(gt + 1, word, len) == 0 && strncmp(gt + 1 + len, "</word>", 7) == 0)
+            p = q;
+    }
+    double x0, y0, x1, y1;
+    if (!p || sscanf(p, "<word xMin=\"%lf\" yMin=\"%lf\" xMax=\"%lf\" yMax=\"%lf\"", &x0, &y0, &x1,
+                     &y1) != 4)
+        return -1;
+    int ink = 0;
+    for (int y = (int)(y0 * 2); y <= (int)(y1 * 2) && y < im->h; y++)
+        for (int x = (int)(x0 * 2); x <= (int)(x1 * 2) && x < im->w; x++)
+            if (im->px[(size_t)y * (size_t)im->w + (size_t)x] < 160) ink++;
+    return ink;
+}
+
+static char *strip_space(const char *s) {
+    char *o = keep(malloc(strlen(s) + 1)), *q = o;
+    for (; *s; s++)
+        if (*s != ' ' && *s != '\n' && *s != '\f') *q++ = *s;
+    *q = 0;
+    return o;
+}
+
+ParameterizedTest(cp_case *cc, pdf_invoice, code_page_characters_drawn_and_exact, .init = setup,
+                  .fini = teardown) {
+    HPDF_Doc doc = HPDF_New(NULL, NULL);
+    cr_assert(doc);
+    HPDF_Encoder en = HPDF_GetEncoder(doc, cc->name);
+    cr_assert(en, "libharu has %s", cc->name);
+    buf chars; /* every printable character above 0x7F, space-separated */
+    buf_init(&chars);
+    size_t n = 0;
+    for (int i = 0x80; i < 256; i++) {
+        unsigned u = HPDF_Encoder_GetUnicode(en, (HPDF_UINT16)i);
+        if (u < 0xA1 || u == 0xAD || u >= 0xFFFE) continue; /* controls, NBSP, soft hyphen */
+        put_utf8(&chars, u);
+        buf_addc(&chars, ' ');
+        n++;
+    }
+    HPDF_Free(doc);
+    cr_assert(!chars.oom && n > 60, "%zu characters", n);
+    pdf_template *t = load_tpl(NULL);
+    pdf_invoice inv = make_invoice("Acme", 1, 0);
+    inv.notes = chars.p;
+    buf b;
+    const char *path = render_inv(cc->name, t, &inv, &b);
+    char *fonts = fonts_of(path);
+    cr_expect_null(strstr(fonts, "CID"), "drawn in %s, not as UTF-8:\n%s", cc->name, fonts);
+    char *txt = strip_space(text_of(path));
+    char *want = strip_space(chars.p);
+    cr_expect(strstr(txt, want), "%s comes back exactly:\nwant %s\ngot  %s", cc->name, want, txt);
+    /* ink: each character is one word of the notes */
+    page_img im = render_page(path);
+    for (size_t i = 0, off = 0; i < n; i++) {
+        size_t len = (unsigned char)want[off] < 0xE0 ? 2 : 3;
+        char c[4] = {0};
+        memcpy(c, want + off, len);
+        off += len;
+        cr_expect_gt(ink_of(&im, c), 0, "%s: %s is drawn", cc->name, c);
+    }
+    buf_free(&chars);
+    buf_free(&b);
+    pdf_template_free(t);
+}
+
+/* libharu 2.3.0 subsets composite glyphs one level deep: "Ά" before "Α"
+ * used to leave Alpha's Latin "A" out (a blank letter), in code pages and
+ * in UTF-8 alike. */
+typedef struct order_case {
+    char notes[96];
+    char file[16];
+} order_case;
+
+static order_case order_cases[] = {
+    {"Ά Α Έ Ε Ή Η ΐ ϊ ι Ό Ο Ύ Υ", "greek"},
+    {"Ё Е Ї І Й И ё е ў у", "cyrillic"},
+    {"Ά Α Ё Е ΐ ϊ ι ў у", "mixed"},
+};
+
+ParameterizedTestParameters(pdf_invoice, letters_drawn_after_their_accented_forms) {
+    return cr_make_param_array(order_case, order_cases, ML_ARRAY_LEN(order_cases));
+}
+
+ParameterizedTest(order_case *oc, pdf_invoice, letters_drawn_after_their_accented_forms,
+                  .init = setup, .fini = teardown) {
+    pdf_template *t = load_tpl(NULL);
+    pdf_invoice inv = make_invoice("Acme", 1, 0);
+    inv.notes = oc->notes;
+    buf b;
+    const char *path = render_inv(oc->file, t, &inv, &b);
+    cr_expect(strstr(strip_space(text_of(path)), strip_space(oc->notes)), "%s", oc->notes);
+    page_img im = render_page(path);
+    char *words = S("%s", oc->notes), *save = NULL;
+    for (char *w = strtok_r(words, " ", &save); w; w = strtok_r(NULL, " ", &save))
+        cr_expect_gt(ink_of(&im, w), 0, "%s: %s is drawn", oc->file, w);
     buf_free(&b);
     pdf_template_free(t);
 }
@@ -583,6 +792,126 @@ Test(pdf_invoice, deterministic_bytes, .init = setup, .fini = teardown) {
         buf_free(&b);
         buf_free(&c);
     }
+    pdf_template_free(t);
+}
+
+/* ---- renderers --------------------------------------------------------- */
+/* A pdf_renderer keeps DejaVu Sans loaded between renders (HPDF_FreeDoc /
+ * HPDF_NewDoc): what it renders is byte for byte what the one-shot
+ * functions render, whatever it rendered before — also after a failure. */
+static const char *const renderer_names[] = {"Αθήνα Ενέργεια", "Zürich Höfe", "Αθήνα Москва",
+                                             "Москва Логистика", "Ά Α Ё Е Łódź"};
+#define N_RENDERER_NAMES ML_ARRAY_LEN(renderer_names)
+
+static pdf_usage make_usage(size_t n_metrics);
+
+static void one_shot_refs(const pdf_template *t, pdf_invoice *inv, buf *want) {
+    char err[256];
+    for (size_t k = 0; k < N_RENDERER_NAMES; k++) {
+        inv[k] = make_invoice(renderer_names[k], 30, 1);
+        inv[k].notes = renderer_names[(k + 1) % N_RENDERER_NAMES];
+        buf_init(&want[k]);
+        cr_assert_eq(pdf_render_invoice(t, &inv[k], &want[k], err, sizeof err), 0, "%s", err);
+    }
+}
+
+static bool same(const buf *a, const buf *b) {
+    return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+}
+
+Test(pdf_renderer, same_bytes_as_one_shot_in_any_order, .init = setup, .fini = teardown) {
+    pdf_template *t = load_tpl(NULL);
+    pdf_invoice inv[N_RENDERER_NAMES];
+    buf want[N_RENDERER_NAMES], got, usage_want;
+    one_shot_refs(t, inv, want);
+    pdf_usage u = make_usage(1);
+    char err[256];
+    buf_init(&usage_want);
+    cr_assert_eq(pdf_render_usage(t, &u, &usage_want, err, sizeof err), 0, "%s", err);
+    pdf_renderer *r = pdf_renderer_new();
+    cr_assert(r);
+    buf_init(&got);
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < N_RENDERER_NAMES; i++) {
+            size_t k = pass ? N_RENDERER_NAMES - 1 - i : i;
+            got.len = 0;
+            cr_assert_eq(pdf_renderer_invoice(r, t, &inv[k], &got, err, sizeof err), 0, "%s", err);
+            cr_expect(same(&got, &want[k]), "pass %d: %s: same bytes as one-shot", pass,
+                      renderer_names[k]);
+            if (k == 2) {
+                got.len = 0;
+                cr_assert_eq(pdf_renderer_usage(r, t, &u, &got, err, sizeof err), 0, "%s", err);
+                cr_expect(same(&got, &usage_want), "pass %d: usage report", pass);
+            }
+        }
+        /* a render that fails half-way (a bad decimal in the chart) */
+        pdf_metric *m = (pdf_metric *)u.metrics;
+        const char *const *daily = m[0].daily;
+        const char *bad[31];
+        for (int d = 0; d < 31; d++) bad[d] = "1,5";
+        m[0].daily = bad;
+        got.len = 0;
+        cr_expect_eq(pdf_renderer_usage(r, t, &u, &got, err, sizeof err), -1);
+        cr_expect(strstr(err, "usage.metrics[0].daily[0]"), "%s", err);
+        m[0].daily = daily;
+    }
+    pdf_renderer_free(r);
+    pdf_renderer_free(NULL);
+    for (size_t k = 0; k < N_RENDERER_NAMES; k++) buf_free(&want[k]);
+    buf_free(&got);
+    buf_free(&usage_want);
+    pdf_template_free(t);
+}
+
+typedef struct renderer_thread {
+    pthread_t th;
+    const pdf_template *t; /* shared by every thread */
+    const pdf_invoice *inv;
+    const buf *want;
+    size_t renders, mismatches, errors;
+} renderer_thread;
+
+static void *renderer_thread_main(void *arg) {
+    renderer_thread *rt = arg;
+    pdf_renderer *r = pdf_renderer_new();
+    if (!r) {
+        rt->errors++;
+        return NULL;
+    }
+    buf got;
+    buf_init(&got);
+    char err[256];
+    for (int round = 0; round < 3; round++)
+        for (size_t k = 0; k < N_RENDERER_NAMES; k++) {
+            got.len = 0;
+            if (pdf_renderer_invoice(r, rt->t, &rt->inv[k], &got, err, sizeof err) != 0)
+                rt->errors++;
+            else if (!same(&got, &rt->want[k]))
+                rt->mismatches++;
+            rt->renders++;
+        }
+    buf_free(&got);
+    pdf_renderer_free(r);
+    return NULL;
+}
+
+Test(pdf_renderer, one_per_thread_concurrently, .init = setup, .fini = teardown) {
+    pdf_template *t = load_tpl(NULL);
+    pdf_invoice inv[N_RENDERER_NAMES];
+    buf want[N_RENDERER_NAMES];
+    one_shot_refs(t, inv, want);
+    renderer_thread th[4];
+    for (size_t i = 0; i < ML_ARRAY_LEN(th); i++) {
+        th[i] = (renderer_thread){.t = t, .inv = inv, .want = want};
+        cr_assert_eq(pthread_create(&th[i].th, NULL, renderer_thread_main, &th[i]), 0);
+    }
+    for (size_t i = 0; i < ML_ARRAY_LEN(th); i++) {
+        cr_assert_eq(pthread_join(th[i].th, NULL), 0);
+        cr_expect_eq(th[i].errors, 0, "thread %zu: render errors", i);
+        cr_expect_eq(th[i].mismatches, 0, "thread %zu: bytes differ from one-shot", i);
+        cr_expect_eq(th[i].renders, 3 * N_RENDERER_NAMES);
+    }
+    for (size_t k = 0; k < N_RENDERER_NAMES; k++) buf_free(&want[k]);
     pdf_template_free(t);
 }
 
