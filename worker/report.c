@@ -239,6 +239,16 @@ static wk_status start(rep *m, bool *go) {
     return st;
 }
 
+/* The process's renderer: a worker process renders on its one job-loop
+ * thread, so one renderer (libharu's handle, DejaVu Sans parsed once) serves
+ * every report it renders.  NULL only when out of memory (the job is then
+ * retried). */
+static pdf_renderer *renderer(void) {
+    static pdf_renderer *r;
+    if (!r) r = pdf_renderer_new();
+    return r;
+}
+
 /* ---- 2. template ------------------------------------------------------------ */
 
 static wk_status load_template(rep *m, pdf_template **t, bool *own_seller, char *org_name,
@@ -408,7 +418,9 @@ static wk_status render_invoice(rep *m, const pdf_template *t, bool own_seller,
     m->span_lo = 25;
     m->span_hi = 85;
     char err[400];
-    if (pdf_render_invoice(t, &pi, out, err, sizeof err) != 0)
+    if (!renderer())
+        st = wk_fail(m->res, WK_RETRY, "out of memory");
+    else if (pdf_renderer_invoice(renderer(), t, &pi, out, err, sizeof err) != 0)
         st = permanent(m, "render: %s", err);
     else if (out->oom)
         st = wk_fail(m->res, WK_RETRY, "out of memory");
@@ -602,7 +614,9 @@ static wk_status render_usage(rep *m, const pdf_template *t, buf *out, char *fil
     m->span_lo = 25;
     m->span_hi = 85;
     char err[400];
-    if (pdf_render_usage(t, &u, out, err, sizeof err) != 0)
+    if (!renderer())
+        st = wk_fail(m->res, WK_RETRY, "out of memory");
+    else if (pdf_renderer_usage(renderer(), t, &u, out, err, sizeof err) != 0)
         st = permanent(m, "render: %s", err);
     else if (out->oom)
         st = wk_fail(m->res, WK_RETRY, "out of memory");
