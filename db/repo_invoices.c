@@ -86,7 +86,6 @@ const char *repo_inv_next(repo_inv_action a, const char *from, bool require_appr
 
 static void org_text(long long org_id, char out[24]) { snprintf(out, 24, "%lld", org_id); }
 
-
 /* Removes key from every object of rows. */
 static void drop_key(json_t *rows, const char *key) {
     size_t i;
@@ -577,12 +576,13 @@ static int lock_dispute(db *d, db_err *e, const char *org, const char *id, char 
     return REPO_OK;
 }
 
-int repo_inv_dispute_message(db *d, db_err *e, long long org_id, const char *id,
-                             const repo_inv_actor *who, const char *message, json_t **out,
-                             repo_field *f) {
-    char org[24], dorg[24], inv[40], inv_status[24], status[16], email[256];
-    org_text(org_id, org);
-    *out = NULL;
+/* Begins a transaction with dispute id locked and still open (else
+ * REPO_CONFLICT naming its status), and the actor's email: REPO_OK with the
+ * transaction open, or the failure after rolling back. */
+static int begin_on_open_dispute(db *d, db_err *e, const char *org, const char *id,
+                                 const repo_inv_actor *who, repo_field *f, char dorg[24],
+                                 char inv[40], char inv_status[24], char email[256]) {
+    char status[16];
     if (!repo_is_uuid(id)) return REPO_NOT_FOUND;
     if (db_begin(d, e)) return REPO_ERR;
     int rc = lock_dispute(d, e, org, id, dorg, inv, inv_status, status);
@@ -592,6 +592,17 @@ int repo_inv_dispute_message(db *d, db_err *e, long long org_id, const char *id,
         return undo(d, REPO_CONFLICT);
     }
     if (actor_email(d, e, who, email) != REPO_OK) return undo(d, REPO_ERR);
+    return REPO_OK;
+}
+
+int repo_inv_dispute_message(db *d, db_err *e, long long org_id, const char *id,
+                             const repo_inv_actor *who, const char *message, json_t **out,
+                             repo_field *f) {
+    char org[24], dorg[24], inv[40], inv_status[24], email[256];
+    org_text(org_id, org);
+    *out = NULL;
+    int rc = begin_on_open_dispute(d, e, org, id, who, f, dorg, inv, inv_status, email);
+    if (rc != REPO_OK) return rc;
     PGresult *r = DB_EXEC(d, e,
                           "WITH m AS (INSERT INTO invoice_dispute_messages (dispute_id, org_id, "
                           "author_id, author, author_role, body) VALUES ($1::uuid, $2::bigint, "
@@ -612,18 +623,11 @@ int repo_inv_dispute_message(db *d, db_err *e, long long org_id, const char *id,
 int repo_inv_dispute_resolve(db *d, db_err *e, long long org_id, const char *id,
                              const repo_inv_actor *who, const char *comment, json_t **out,
                              repo_field *f) {
-    char org[24], dorg[24], inv[40], inv_status[24], status[16], email[256];
+    char org[24], dorg[24], inv[40], inv_status[24], email[256];
     org_text(org_id, org);
     *out = NULL;
-    if (!repo_is_uuid(id)) return REPO_NOT_FOUND;
-    if (db_begin(d, e)) return REPO_ERR;
-    int rc = lock_dispute(d, e, org, id, dorg, inv, inv_status, status);
-    if (rc != REPO_OK) return undo(d, rc);
-    if (strcmp(status, "open") != 0) {
-        repo_set_field(f, "status", status);
-        return undo(d, REPO_CONFLICT);
-    }
-    if (actor_email(d, e, who, email) != REPO_OK) return undo(d, REPO_ERR);
+    int rc = begin_on_open_dispute(d, e, org, id, who, f, dorg, inv, inv_status, email);
+    if (rc != REPO_OK) return rc;
     if (DB_CMD(d, e,
                "UPDATE invoice_disputes SET status = 'resolved', resolved_by = $2, "
                "resolved_at = now() WHERE id = $1::uuid",

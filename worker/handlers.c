@@ -56,6 +56,18 @@ wk_status wk_ok_json(wk_result *res, json_t *obj) {
     return WK_OK;
 }
 
+bool wk_is_uuid(const char *s) {
+    if (!s || strlen(s) != 36) return false;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-'
+                 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
 bool wk_payload_only(const json_t *payload, const char *const *allowed, wk_result *res) {
     const char *k;
     json_t *v;

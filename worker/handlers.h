@@ -107,6 +107,8 @@ wk_status wk_fail_db(wk_result *res, const db_err *e, const char *what);
 /* Sets res->json from obj (steals the reference): WK_OK, or WK_RETRY when
  * out of memory. */
 wk_status wk_ok_json(wk_result *res, json_t *obj);
+/* True if s (may be NULL) is a UUID in text form (8-4-4-4-12 hex digits). */
+bool wk_is_uuid(const char *s);
 /* Rejects members of payload not in the NULL-terminated allowed list:
  * true if all known, else false with res->error set. */
 bool wk_payload_only(const json_t *payload, const char *const *allowed, wk_result *res);

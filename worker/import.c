@@ -157,18 +157,6 @@ typedef struct imp {
     int64_t last_progress_us;
 } imp;
 
-static bool uuid_ok(const char *s) {
-    if (strlen(s) != 36) return false;
-    for (int i = 0; i < 36; i++) {
-        char c = s[i];
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? c != '-'
-                 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-            return false;
-    }
-    return true;
-}
-
 /* A path relative to the storage directory made of plain components. */
 static bool rel_path_ok(const char *p) {
     if (!*p || *p == '/') return false;
@@ -634,7 +622,8 @@ wk_status wk_job_usage_import(wk_ctx *ctx, wk_result *res) {
     static const char *const allowed[] = {"import_id", NULL};
     if (!wk_payload_only(ctx->payload, allowed, res)) return WK_PERMANENT;
     const char *id = json_string_value(json_object_get(ctx->payload, "import_id"));
-    if (!id || !uuid_ok(id)) return wk_fail(res, WK_PERMANENT, "payload: import_id must be a UUID");
+    if (!id || !wk_is_uuid(id))
+        return wk_fail(res, WK_PERMANENT, "payload: import_id must be a UUID");
     if (ML_NEVER(!ctx->cfg)) return wk_fail(res, WK_PERMANENT, "no configuration");
     imp m = {.ctx = ctx, .res = res, .d = ctx->db};
     snprintf(m.id, sizeof m.id, "%s", id);

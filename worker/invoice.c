@@ -27,15 +27,6 @@
 #define FAN_CHUNK 500
 #define GEN_JOB   "invoice.generate"
 
-static bool uuid_like(const char *s) {
-    if (!s || strlen(s) != 36) return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i])) return false;
-    }
-    return true;
-}
-
 /* Optional string member: true if absent/null (*out NULL) or a string. */
 static bool opt_str(const json_t *p, const char *k, const char **out) {
     const json_t *v = json_object_get(p, k);
@@ -54,9 +45,9 @@ wk_status wk_job_invoice_generate(wk_ctx *ctx, wk_result *res) {
     if (!json_is_integer(cid) || json_integer_value(cid) <= 0)
         return wk_fail(res, WK_PERMANENT, "payload: customer_id must be a positive integer");
     if (!ps || !pe) return wk_fail(res, WK_PERMANENT, "payload: period_start/period_end missing");
-    if (!opt_str(ctx->payload, "actor_id", &actor_id) || (actor_id && !uuid_like(actor_id)))
+    if (!opt_str(ctx->payload, "actor_id", &actor_id) || (actor_id && !wk_is_uuid(actor_id)))
         return wk_fail(res, WK_PERMANENT, "payload: actor_id must be a UUID");
-    if (!opt_str(ctx->payload, "run_id", &run_id) || (run_id && !uuid_like(run_id)))
+    if (!opt_str(ctx->payload, "run_id", &run_id) || (run_id && !wk_is_uuid(run_id)))
         return wk_fail(res, WK_PERMANENT, "payload: run_id must be a UUID");
     if (ctx->job->org <= 0) return wk_fail(res, WK_PERMANENT, "job has no organization");
 
@@ -96,8 +87,8 @@ wk_status wk_job_billing_run(wk_ctx *ctx, wk_result *res) {
     if (!wk_payload_only(ctx->payload, allowed, res)) return WK_PERMANENT;
     const char *run_id = json_string_value(json_object_get(ctx->payload, "run_id"));
     const char *actor_id;
-    if (!uuid_like(run_id)) return wk_fail(res, WK_PERMANENT, "payload: run_id must be a UUID");
-    if (!opt_str(ctx->payload, "actor_id", &actor_id) || (actor_id && !uuid_like(actor_id)))
+    if (!wk_is_uuid(run_id)) return wk_fail(res, WK_PERMANENT, "payload: run_id must be a UUID");
+    if (!opt_str(ctx->payload, "actor_id", &actor_id) || (actor_id && !wk_is_uuid(actor_id)))
         return wk_fail(res, WK_PERMANENT, "payload: actor_id must be a UUID");
     if (ctx->job->org <= 0) return wk_fail(res, WK_PERMANENT, "job has no organization");
 

@@ -80,15 +80,6 @@ typedef struct rep {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static bool uuid_like(const char *s) {
-    if (!s || strlen(s) != 36) return false;
-    for (int i = 0; i < 36; i++) {
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i])) return false;
-    }
-    return true;
-}
-
 /* Keeps s alive until rep_free; NULL if out of memory (or s NULL). */
 static const char *keep(rep *m, char *s) {
     if (!s) return NULL;
@@ -166,7 +157,8 @@ static void progress(rep *m, int pct, const char *msg, bool force) {
 static void on_render_progress(void *arg, size_t done, size_t total) {
     rep *m = arg;
     int pct = m->span_lo;
-    if (total) pct += (int)((m->span_hi - m->span_lo) * (double)done / (double)total);
+    if (total)
+        pct += (int)((long long)(m->span_hi - m->span_lo) * (long long)done / (long long)total);
     progress(m, pct, "rendering", false);
 }
 
@@ -776,7 +768,7 @@ wk_status wk_job_report_render(wk_ctx *ctx, wk_result *res) {
     static const char *const allowed[] = {"report_id", NULL};
     if (!wk_payload_only(ctx->payload, allowed, res)) return WK_PERMANENT;
     const char *id = json_string_value(json_object_get(ctx->payload, "report_id"));
-    if (!uuid_like(id)) return wk_fail(res, WK_PERMANENT, "payload: report_id must be a UUID");
+    if (!wk_is_uuid(id)) return wk_fail(res, WK_PERMANENT, "payload: report_id must be a UUID");
     if (ctx->job->org <= 0) return wk_fail(res, WK_PERMANENT, "job has no organization");
 
     rep m = {.ctx = ctx, .res = res};
