@@ -231,7 +231,11 @@ static void finish(api_req *r) {
         evhttp_add_header(oh, "X-Request-Id", r->request_id);
         if (r->status != 204 && r->status != 304)
             evhttp_add_header(oh, "Content-Type", r->ctype ? r->ctype : "application/json");
-        evhttp_add_header(oh, "Cache-Control", "no-store");
+        /* files (PDF downloads, by ETag) may be kept by the client's own
+         * cache and revalidated each time (If-None-Match → 304); nothing
+         * else is stored */
+        evhttp_add_header(oh, "Cache-Control",
+                          r->file_set || r->status == 304 ? "private, no-cache" : "no-store");
         evhttp_add_header(oh, "X-Content-Type-Options", "nosniff");
         for (int i = 0; i < r->nh; i++) evhttp_add_header(oh, r->hk[i], r->hv[i]);
         if (atomic_load(&s->stopping)) evhttp_add_header(oh, "Connection", "close");

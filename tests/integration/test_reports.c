@@ -214,6 +214,8 @@ static th_resp download_checked(world *w, const char *path, const json_t *rep,
     cr_expect(th_header(&d, "ETag", v, sizeof v) && !strcmp(v, etag), "ETag %s, bytes %s", v, etag);
     cr_expect_str_eq(th_str(rep, "sha256"), hex, "sha256 of the row = of the bytes");
     cr_expect(d.body_len > 4 && !memcmp(d.body, "%PDF", 4), "the body is a PDF");
+    cr_expect(th_header(&d, "Cache-Control", v, sizeof v) && !strcmp(v, "private, no-cache"),
+              "a download may be cached and revalidated by its ETag: Cache-Control %s", v);
     return d;
 }
 
