@@ -74,8 +74,7 @@ static bool enqueue(api_req *r, const char *type, const char *payload, const cha
     jq_enqueue_opts opts = {0};
     opts.dedupe_key = dedupe;
     char err[256];
-    if (jq_enqueue(r->jq, type, r->who.org_id, payload, &opts, job, NULL, err, sizeof err) ==
-        JQ_OK)
+    if (jq_enqueue(r->jq, type, r->who.org_id, payload, &opts, job, NULL, err, sizeof err) == JQ_OK)
         return true;
     LOG_KV(LOG_WARN, "cannot enqueue", LF_S("request_id", r->request_id), LF_S("type", type),
            LF_S("error", err));
@@ -129,8 +128,8 @@ void h_invoices_generate(api_req *r) {
     snprintf(url, sizeof url, "/v1/jobs/%s", job);
     api_header(r, "Location", url);
     api_json(r, 202,
-             json_pack("{s:s, s:s, s:s, s:s, s:s}", "job_id", job, "status_url", url,
-                       "customer_id", ext, "period_start", ps, "period_end", pe));
+             json_pack("{s:s, s:s, s:s, s:s, s:s}", "job_id", job, "status_url", url, "customer_id",
+                       ext, "period_start", ps, "period_end", pe));
 }
 
 static const jx_field k_run[] = {
@@ -154,8 +153,8 @@ void h_billing_runs_create(api_req *r) {
     const char *who = actor_id(r);
     bool existing = false;
     db_err de;
-    int rc = repo_billing_run_create(r->db, &de, r->who.org_id, ps, pe, who ? who : "api",
-                                     id, &existing);
+    int rc = repo_billing_run_create(r->db, &de, r->who.org_id, ps, pe, who ? who : "api", id,
+                                     &existing);
     if (rc != REPO_OK) {
         api_db_fail(r, &de);
         return;
@@ -170,7 +169,8 @@ void h_billing_runs_create(api_req *r) {
         if (!enqueue(r, "billing.run", payload, dedupe, job)) {
             if (repo_billing_run_delete(r->db, &de, r->who.org_id, id) != REPO_OK)
                 LOG_KV(LOG_ERROR, "cannot delete a billing run without a job",
-                       LF_S("request_id", r->request_id), LF_S("run_id", id), LF_S("error", de.msg));
+                       LF_S("request_id", r->request_id), LF_S("run_id", id),
+                       LF_S("error", de.msg));
             return;
         }
         if (repo_billing_run_set_job(r->db, &de, r->who.org_id, id, job) != REPO_OK)

@@ -146,13 +146,12 @@ static void add_billing_run(api_req *r, const json_t *job, json_t *view) {
     db_err de;
     long long org = (long long)json_integer_value(json_object_get(job, "org"));
     if (repo_billing_run_get(r->db, &de, org, run_id, &run) != REPO_OK) return;
-    json_t *keep = json_pack("{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "id",
-                             json_object_get(run, "id"), "status", json_object_get(run, "status"),
-                             "total", json_object_get(run, "total"), "done",
-                             json_object_get(run, "done"), "failed", json_object_get(run, "failed"),
-                             "skipped", json_object_get(run, "skipped"), "progress",
-                             json_object_get(run, "progress"), "finished_at",
-                             json_object_get(run, "finished_at"));
+    json_t *keep = json_pack(
+        "{s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(run, "id"), "status",
+        json_object_get(run, "status"), "total", json_object_get(run, "total"), "done",
+        json_object_get(run, "done"), "failed", json_object_get(run, "failed"), "skipped",
+        json_object_get(run, "skipped"), "progress", json_object_get(run, "progress"),
+        "finished_at", json_object_get(run, "finished_at"));
     const char *state = json_string_value(json_object_get(job, "state"));
     if (keep && state && !strcmp(state, "succeeded")) {
         json_object_set(view, "progress", json_object_get(run, "progress"));

@@ -19,10 +19,14 @@
 
 const char *inv_outcome_name(inv_outcome o) {
     switch (o) {
-    case INV_CREATED: return "created";
-    case INV_UPDATED: return "updated";
-    case INV_UNCHANGED: return "unchanged";
-    case INV_LOCKED: return "locked";
+    case INV_CREATED:
+        return "created";
+    case INV_UPDATED:
+        return "updated";
+    case INV_UNCHANGED:
+        return "unchanged";
+    case INV_LOCKED:
+        return "locked";
     }
     return "?";
 }
@@ -66,7 +70,9 @@ static const char *col(const PGresult *r, int row, int c) {
 }
 
 /* Adds member k = v to o (v stolen); false when v is NULL (out of memory). */
-static bool put(json_t *o, const char *k, json_t *v) { return v && json_object_set_new(o, k, v) == 0; }
+static bool put(json_t *o, const char *k, json_t *v) {
+    return v && json_object_set_new(o, k, v) == 0;
+}
 
 /* ---- the generation state ------------------------------------------------ */
 
@@ -87,12 +93,12 @@ typedef struct gen {
     char existing_status[24];
     char existing_sha[72];
     char existing_total[64];
-    json_t *lines; /* the content */
+    json_t *lines;  /* the content */
     dec_t *amounts; /* rounded non-tax line amounts */
     size_t namounts, camounts;
     prc_plan_charge *pc; /* heap: ~11 KB */
-    prc_result *pr; /* heap: ~25 KB */
-    PGresult *usage; /* Q_USAGE: the period's usage per metric and day */
+    prc_result *pr;      /* heap: ~25 KB */
+    PGresult *usage;     /* Q_USAGE: the period's usage per metric and day */
 } gen;
 
 static bool add_amount(gen *g, const dec_t *a) {
@@ -163,7 +169,8 @@ static int charge_total(gen *g, const dec_t *q, dec_t *out, const char *what) {
 #define Q_LOCK "SELECT pg_advisory_xact_lock(hashtextextended('invoice:' || $1 || ':' || $2, 0))"
 
 #define Q_CUSTOMER                                                                                 \
-    "SELECT c.plan_id, p.currency, p.base_fee::text, p.name, coalesce(c.tax_rate, o.tax_rate)::text," \
+    "SELECT c.plan_id, p.currency, p.base_fee::text, p.name, coalesce(c.tax_rate, "                \
+    "o.tax_rate)::text,"                                                                           \
     "       c.currency, c.name "                                                                   \
     "  FROM customers c JOIN organizations o ON o.id = c.org_id "                                  \
     "  LEFT JOIN plans p ON p.org_id = c.org_id AND p.id = c.plan_id "                             \
@@ -197,7 +204,7 @@ static int load_customer(gen *g) {
 }
 
 #define Q_EXISTING                                                                                 \
-    "SELECT id, status, coalesce(content_sha, ''), period_start = $3 AND period_end = $4,"        \
+    "SELECT id, status, coalesce(content_sha, ''), period_start = $3 AND period_end = $4,"         \
     "       total::text, coalesce(number, ''), period_start, period_end "                          \
     "  FROM invoices "                                                                             \
     " WHERE org_id = $1 AND customer_id = $2 AND status <> 'void' "                                \
@@ -236,7 +243,8 @@ static int load_existing(gen *g) {
  * Q_CHARGES for the period). */
 #define Q_USAGE                                                                                    \
     "SELECT metric_id, ((bucket AT TIME ZONE 'UTC')::date)::text AS day,"                          \
-    "       trim_scale(sum(quantity))::text, sum(events)::text, trim_scale(max(max_quantity))::text " \
+    "       trim_scale(sum(quantity))::text, sum(events)::text, "                                  \
+    "trim_scale(max(max_quantity))::text "                                                         \
     "  FROM usage_rollup_hour "                                                                    \
     " WHERE org_id = $1 AND customer_id = $2 AND bucket >= $3 AND bucket < $4 "                    \
     " GROUP BY GROUPING SETS ((metric_id, 2), (metric_id)) ORDER BY 1, 2"
@@ -244,9 +252,9 @@ static int load_existing(gen *g) {
 #define Q_UNIQUE_DAYS                                                                              \
     "SELECT e.metric_id, ((e.occurred_at AT TIME ZONE 'UTC')::date)::text,"                        \
     "       count(DISTINCT e.properties ->> m.unique_property)::text, NULL, NULL "                 \
-    "  FROM usage_events e JOIN metrics m ON m.org_id = e.org_id AND m.id = e.metric_id "         \
-    " WHERE e.org_id = $1 AND e.customer_id = $2 AND e.occurred_at >= $3 AND e.occurred_at < $4 " \
-    "   AND m.aggregation = 'unique_count' AND e.properties ->> m.unique_property IS NOT NULL "   \
+    "  FROM usage_events e JOIN metrics m ON m.org_id = e.org_id AND m.id = e.metric_id "          \
+    " WHERE e.org_id = $1 AND e.customer_id = $2 AND e.occurred_at >= $3 AND e.occurred_at < $4 "  \
+    "   AND m.aggregation = 'unique_count' AND e.properties ->> m.unique_property IS NOT NULL "    \
     " GROUP BY 1, 2 ORDER BY 1, 2"
 
 /* Column of a Q_USAGE row holding the value of an aggregation. */
@@ -320,12 +328,12 @@ fail:
 }
 
 #define Q_CHARGES                                                                                  \
-    "SELECT pc.id, m.id, m.code, m.name, pc.model, trim_scale(pc.unit_price)::text,"              \
-    "       trim_scale(pc.included_units)::text, trim_scale(pc.package_size)::text,"              \
+    "SELECT pc.id, m.id, m.code, m.name, pc.model, trim_scale(pc.unit_price)::text,"               \
+    "       trim_scale(pc.included_units)::text, trim_scale(pc.package_size)::text,"               \
     "       trim_scale(pc.minimum)::text, pc.tiers::text, m.aggregation,"                          \
     "       CASE WHEN m.aggregation = 'unique_count' THEN"                                         \
     "            trim_scale(ml_usage_total($1, $2, m.id, $3, $4))::text END "                      \
-    "  FROM plan_charges pc JOIN metrics m ON m.org_id = pc.org_id AND m.id = pc.metric_id "      \
+    "  FROM plan_charges pc JOIN metrics m ON m.org_id = pc.org_id AND m.id = pc.metric_id "       \
     " WHERE pc.org_id = $1 AND pc.plan_id = $5 ORDER BY pc.position"
 
 static int price_charges(gen *g) {
@@ -356,8 +364,8 @@ static int price_charges(gen *g) {
             rc = fail_input(g->err, g->errlen, "%s: tiers: %s", what, jerr);
             break;
         }
-        json_t *pricing = pricing_json(model, col(r, i, 5), col(r, i, 6), col(r, i, 7),
-                                       col(r, i, 8), tiers);
+        json_t *pricing =
+            pricing_json(model, col(r, i, 5), col(r, i, 6), col(r, i, 7), col(r, i, 8), tiers);
         json_decref(tiers);
         if (!pricing) {
             rc = oom(g->e);
@@ -432,24 +440,26 @@ static int price_charges(gen *g) {
  * usage lines, what is billed so far (the line's quantity, raised by
  * adjustments on other non-void invoices) against the usage now. */
 #define Q_LATE                                                                                     \
-    "SELECT l.invoice_id, coalesce(i.number, ''), l.charge_id, l.metric_id, l.metric_code,"       \
+    "SELECT l.invoice_id, coalesce(i.number, ''), l.charge_id, l.metric_id, l.metric_code,"        \
     "       l.pricing::text, trim_scale(greatest(l.quantity, coalesce(("                           \
-    "         SELECT max(a.adjusted_to) FROM invoice_lines a JOIN invoices ai ON ai.id = a.invoice_id" \
+    "         SELECT max(a.adjusted_to) FROM invoice_lines a JOIN invoices ai ON ai.id = "         \
+    "a.invoice_id"                                                                                 \
     "          WHERE a.source_invoice_id = l.invoice_id AND a.kind = 'adjustment'"                 \
     "            AND a.charge_id IS NOT DISTINCT FROM l.charge_id AND a.metric_id = l.metric_id"   \
-    "            AND ai.status <> 'void' AND ai.id IS DISTINCT FROM $4::uuid), l.quantity)))::text," \
-    "       trim_scale(ml_usage_total(i.org_id, i.customer_id, l.metric_id, i.period_start,"      \
-    "                                 i.period_end))::text,"                                        \
+    "            AND ai.status <> 'void' AND ai.id IS DISTINCT FROM $4::uuid), "                   \
+    "l.quantity)))::text,"                                                                         \
+    "       trim_scale(ml_usage_total(i.org_id, i.customer_id, l.metric_id, i.period_start,"       \
+    "                                 i.period_end))::text,"                                       \
     "       to_char(i.period_start AT TIME ZONE 'UTC', 'YYYY-MM-DD'),"                             \
     "       to_char(i.period_end AT TIME ZONE 'UTC', 'YYYY-MM-DD'), l.description "                \
     "  FROM invoice_lines l JOIN invoices i ON i.id = l.invoice_id "                               \
-    " WHERE i.org_id = $1 AND i.customer_id = $2 AND i.status IN ('issued', 'paid') "             \
-    "   AND i.period_end <= $3 AND l.kind = 'usage' AND l.pricing IS NOT NULL "                   \
+    " WHERE i.org_id = $1 AND i.customer_id = $2 AND i.status IN ('issued', 'paid') "              \
+    "   AND i.period_end <= $3 AND l.kind = 'usage' AND l.pricing IS NOT NULL "                    \
     " ORDER BY i.period_start, l.position"
 
 static int add_adjustments(gen *g) {
     PGresult *r = DB_EXECP(g->d, g->e, Q_LATE, g->org, g->cust, g->in->period_start,
-                          g->existing_id[0] ? g->existing_id : NULL);
+                           g->existing_id[0] ? g->existing_id : NULL);
     if (!r) return INV_EDB;
     int rc = INV_OK;
     for (int i = 0; i < PQntuples(r) && rc == INV_OK; i++) {
@@ -477,7 +487,8 @@ static int add_adjustments(gen *g) {
             json_decref(pricing);
             break;
         }
-        if (dec_sub(&amount, &t_now, &t_billed) != DEC_OK || dec_sub(&late, &now, &billed) != DEC_OK) {
+        if (dec_sub(&amount, &t_now, &t_billed) != DEC_OK ||
+            dec_sub(&late, &now, &billed) != DEC_OK) {
             json_decref(pricing);
             rc = fail_input(g->err, g->errlen, "%s: amount overflows", what);
             break;
@@ -540,44 +551,44 @@ static int build(gen *g, dec_t *subtotal, dec_t *tax, dec_t *total) {
 }
 
 #define W_NEW                                                                                      \
-    "INSERT INTO invoices (org_id, customer_id, plan_id, period_start, period_end, currency,"     \
+    "INSERT INTO invoices (org_id, customer_id, plan_id, period_start, period_end, currency,"      \
     "                      subtotal, tax_rate, tax, total, content_sha) "                          \
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id"
 
 #define W_UPDATE                                                                                   \
-    "UPDATE invoices SET plan_id = $3, currency = $4, subtotal = $5, tax_rate = $6, tax = $7,"   \
-    "       total = $8, content_sha = $9, version = version + 1, generated_at = now(),"           \
-    "       status = 'draft' "                                                                      \
+    "UPDATE invoices SET plan_id = $3, currency = $4, subtotal = $5, tax_rate = $6, tax = $7,"     \
+    "       total = $8, content_sha = $9, version = version + 1, generated_at = now(),"            \
+    "       status = 'draft' "                                                                     \
     " WHERE org_id = $1 AND id = $2"
 
 #define W_DELETE_LINES "DELETE FROM invoice_lines WHERE invoice_id = $1"
 
 #define W_LINES                                                                                    \
-    "WITH x AS (SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(position int, kind text,"        \
-    "             description text, charge_id bigint, metric_id bigint, metric_code text,"        \
-    "             model text, quantity numeric, billable_quantity numeric, unit_price numeric,"   \
-    "             amount_exact numeric, amount numeric, pricing jsonb, source_invoice_id uuid,"   \
-    "             adjusted_from numeric, adjusted_to numeric, sub_lines jsonb)),"                 \
-    "     l AS (INSERT INTO invoice_lines (invoice_id, org_id, position, kind, description,"     \
-    "             charge_id, metric_id, metric_code, model, quantity, billable_quantity,"         \
-    "             unit_price, amount_exact, amount, pricing, source_invoice_id, adjusted_from,"   \
-    "             adjusted_to) "                                                                    \
-    "           SELECT $1, $2, position, kind, description, charge_id, metric_id, metric_code,"   \
-    "                  model, quantity, billable_quantity, unit_price, amount_exact, amount,"     \
-    "                  pricing, source_invoice_id, adjusted_from, adjusted_to FROM x "            \
+    "WITH x AS (SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(position int, kind text,"         \
+    "             description text, charge_id bigint, metric_id bigint, metric_code text,"         \
+    "             model text, quantity numeric, billable_quantity numeric, unit_price numeric,"    \
+    "             amount_exact numeric, amount numeric, pricing jsonb, source_invoice_id uuid,"    \
+    "             adjusted_from numeric, adjusted_to numeric, sub_lines jsonb)),"                  \
+    "     l AS (INSERT INTO invoice_lines (invoice_id, org_id, position, kind, description,"       \
+    "             charge_id, metric_id, metric_code, model, quantity, billable_quantity,"          \
+    "             unit_price, amount_exact, amount, pricing, source_invoice_id, adjusted_from,"    \
+    "             adjusted_to) "                                                                   \
+    "           SELECT $1, $2, position, kind, description, charge_id, metric_id, metric_code,"    \
+    "                  model, quantity, billable_quantity, unit_price, amount_exact, amount,"      \
+    "                  pricing, source_invoice_id, adjusted_from, adjusted_to FROM x "             \
     "           RETURNING id, position) "                                                          \
-    "INSERT INTO invoice_sub_lines (line_id, invoice_id, position, kind, description, day, tier," \
-    "                               tier_from, tier_to, quantity, unit_price, flat_fee, amount) " \
-    "SELECT l.id, $1, s.position, s.kind, s.description, s.day, s.tier, s.tier_from, s.tier_to,"  \
+    "INSERT INTO invoice_sub_lines (line_id, invoice_id, position, kind, description, day, tier,"  \
+    "                               tier_from, tier_to, quantity, unit_price, flat_fee, amount) "  \
+    "SELECT l.id, $1, s.position, s.kind, s.description, s.day, s.tier, s.tier_from, s.tier_to,"   \
     "       s.quantity, s.unit_price, s.flat_fee, s.amount "                                       \
     "  FROM x JOIN l ON l.position = x.position "                                                  \
-    "  CROSS JOIN LATERAL jsonb_to_recordset(x.sub_lines) AS s(position int, kind text,"          \
-    "       description text, day date, tier int, tier_from numeric, tier_to numeric,"            \
+    "  CROSS JOIN LATERAL jsonb_to_recordset(x.sub_lines) AS s(position int, kind text,"           \
+    "       description text, day date, tier int, tier_from numeric, tier_to numeric,"             \
     "       quantity numeric, unit_price numeric, flat_fee numeric, amount numeric)"
 
 #define W_ACTION                                                                                   \
-    "INSERT INTO invoice_actions (invoice_id, org_id, action, from_status, to_status, actor_id,"  \
-    "                             actor, comment) "                                           \
+    "INSERT INTO invoice_actions (invoice_id, org_id, action, from_status, to_status, actor_id,"   \
+    "                             actor, comment) "                                                \
     "VALUES ($1, $2, $3, $4, $5, $6, coalesce((SELECT email FROM users WHERE id = $6), $7), $8)"
 
 #define W_RUN_ITEM                                                                                 \
@@ -587,7 +598,7 @@ static int build(gen *g, dec_t *subtotal, dec_t *tax, dec_t *total) {
 static int run_item(db *d, db_err *e, const char *run_id, const char *cust, const char *outcome,
                     const char *invoice_id, const char *error) {
     return db_cmd_prep(d, e, W_RUN_ITEM, 5,
-                  (const char *const[]){run_id, cust, outcome, invoice_id, error}) == 0
+                       (const char *const[]){run_id, cust, outcome, invoice_id, error}) == 0
                ? INV_OK
                : INV_EDB;
 }
@@ -610,7 +621,7 @@ static int write_invoice(gen *g, inv_gen_out *out, const char *content, const ch
         snprintf(out->status, sizeof out->status, "%s", g->existing_status);
         snprintf(comment, sizeof comment, "unchanged (total %s %s)", tt, g->currency);
         return DB_CMDP(g->d, g->e, W_ACTION, g->existing_id, g->org, "regenerate",
-                      g->existing_status, g->existing_status, g->in->actor_id, actor, comment) == 0
+                       g->existing_status, g->existing_status, g->in->actor_id, actor, comment) == 0
                    ? INV_OK
                    : INV_EDB;
     }
@@ -618,26 +629,25 @@ static int write_invoice(gen *g, inv_gen_out *out, const char *content, const ch
         out->outcome = INV_UPDATED;
         snprintf(out->invoice_id, sizeof out->invoice_id, "%s", g->existing_id);
         if (DB_CMDP(g->d, g->e, W_UPDATE, g->org, g->existing_id, g->plan_id, g->currency, st,
-                   g->tax_rate, tx, tt, sha) != 0 ||
+                    g->tax_rate, tx, tt, sha) != 0 ||
             DB_CMDP(g->d, g->e, W_DELETE_LINES, g->existing_id) != 0)
             return INV_EDB;
         bool withdrawn = strcmp(g->existing_status, "draft") != 0;
-        snprintf(comment, sizeof comment, "total %s -> %s %s%s", g->existing_total, tt,
-                 g->currency, withdrawn ? "; the approval no longer applies: back to draft" : "");
+        snprintf(comment, sizeof comment, "total %s -> %s %s%s", g->existing_total, tt, g->currency,
+                 withdrawn ? "; the approval no longer applies: back to draft" : "");
         if (DB_CMDP(g->d, g->e, W_ACTION, g->existing_id, g->org, "regenerate", g->existing_status,
-                   "draft", g->in->actor_id, actor, comment) != 0)
+                    "draft", g->in->actor_id, actor, comment) != 0)
             return INV_EDB;
     } else {
         out->outcome = INV_CREATED;
-        PGresult *r = DB_EXECP(g->d, g->e, W_NEW, g->org, g->cust, g->plan_id,
-                              g->in->period_start, g->in->period_end, g->currency, st,
-                              g->tax_rate, tx, tt, sha);
+        PGresult *r = DB_EXECP(g->d, g->e, W_NEW, g->org, g->cust, g->plan_id, g->in->period_start,
+                               g->in->period_end, g->currency, st, g->tax_rate, tx, tt, sha);
         if (!r) return INV_EDB;
         snprintf(out->invoice_id, sizeof out->invoice_id, "%s", PQgetvalue(r, 0, 0));
         PQclear(r);
         snprintf(comment, sizeof comment, "total %s %s", tt, g->currency);
         if (DB_CMDP(g->d, g->e, W_ACTION, out->invoice_id, g->org, "generate", NULL, "draft",
-                   g->in->actor_id, actor, comment) != 0)
+                    g->in->actor_id, actor, comment) != 0)
             return INV_EDB;
     }
     snprintf(out->status, sizeof out->status, "draft");
@@ -688,8 +698,7 @@ static int generate(gen *g, inv_gen_out *out) {
     return rc;
 }
 
-int inv_generate(db *d, db_err *e, const inv_gen *in, inv_gen_out *out, char *err,
-                 size_t errlen) {
+int inv_generate(db *d, db_err *e, const inv_gen *in, inv_gen_out *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     memset(e, 0, sizeof *e);
     err[0] = '\0';
@@ -717,12 +726,13 @@ int inv_run_item_failed(db *d, db_err *e, const char *run_id, long long customer
 
 #define Q_RUN_ITEMS                                                                                \
     "INSERT INTO billing_run_items (run_id, customer_id) "                                         \
-    "SELECT r.id, c.id FROM billing_runs r JOIN customers c ON c.org_id = r.org_id "              \
+    "SELECT r.id, c.id FROM billing_runs r JOIN customers c ON c.org_id = r.org_id "               \
     " WHERE r.id = $1 AND r.org_id = $2 AND c.plan_id IS NOT NULL "                                \
     "ON CONFLICT DO NOTHING"
 #define Q_RUN_START                                                                                \
-    "UPDATE billing_runs r SET total = (SELECT count(*) FROM billing_run_items WHERE run_id = r.id)," \
-    "       skipped = (SELECT count(*) FROM customers c WHERE c.org_id = r.org_id"                \
+    "UPDATE billing_runs r SET total = (SELECT count(*) FROM billing_run_items WHERE run_id = "    \
+    "r.id),"                                                                                       \
+    "       skipped = (SELECT count(*) FROM customers c WHERE c.org_id = r.org_id"                 \
     "                     AND c.plan_id IS NULL),"                                                 \
     "       status = CASE WHEN status = 'queued' THEN 'running' ELSE status END,"                  \
     "       started_at = coalesce(started_at, now()) "                                             \

@@ -92,20 +92,22 @@ int repo_billing_run_delete(db *d, db_err *e, long long org_id, const char *id) 
 /* done / failed / finished come from the items (see migration 0007) */
 #define RUN_FROM                                                                                   \
     "billing_runs b JOIN organizations o ON o.id = b.org_id "                                      \
-    "CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE outcome NOT IN ('queued', 'failed')) AS done," \
+    "CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE outcome NOT IN ('queued', 'failed')) AS "   \
+    "done,"                                                                                        \
     "                           count(*) FILTER (WHERE outcome = 'failed') AS failed,"             \
-    "                           max(finished_at) AS last "                                          \
+    "                           max(finished_at) AS last "                                         \
     "                      FROM billing_run_items WHERE run_id = b.id) s"
 #define RUN_COLS                                                                                   \
-    "b.id, o.slug AS organization, to_char(b.period_start AT TIME ZONE 'UTC', 'YYYY-MM') AS period," \
+    "b.id, o.slug AS organization, to_char(b.period_start AT TIME ZONE 'UTC', 'YYYY-MM') AS "      \
+    "period,"                                                                                      \
     "b.period_start, b.period_end,"                                                                \
     "CASE WHEN b.status = 'failed' OR b.total IS NULL THEN b.status"                               \
-    "     WHEN s.done + s.failed < b.total THEN 'running'"                                        \
-    "     WHEN s.failed > 0 THEN 'failed' ELSE 'succeeded' END AS status,"                        \
+    "     WHEN s.done + s.failed < b.total THEN 'running'"                                         \
+    "     WHEN s.failed > 0 THEN 'failed' ELSE 'succeeded' END AS status,"                         \
     "b.total, s.done, s.failed, b.skipped,"                                                        \
     "CASE WHEN b.total > 0 THEN ((s.done + s.failed) * 100 / b.total)::int "                       \
     "     WHEN b.total = 0 THEN 100 ELSE 0 END AS progress,"                                       \
-    "CASE WHEN s.failed > 0 THEN s.failed || ' customer(s) failed' ELSE b.error END AS error,"    \
+    "CASE WHEN s.failed > 0 THEN s.failed || ' customer(s) failed' ELSE b.error END AS error,"     \
     "b.job_id, b.created_by, b.created_at, b.started_at,"                                          \
     "CASE WHEN b.finished_at IS NOT NULL THEN b.finished_at"                                       \
     "     WHEN b.total IS NOT NULL AND s.done + s.failed >= b.total"                               \
@@ -115,16 +117,16 @@ int repo_billing_run_get(db *d, db_err *e, long long org_id, const char *id, jso
     char org[24];
     snprintf(org, sizeof org, "%lld", org_id);
     if (!repo_is_uuid(id)) return REPO_NOT_FOUND;
-    PGresult *r = DB_EXEC(d, e,
-                          "SELECT " RUN_COLS ","
-                          " (SELECT coalesce(json_agg(json_build_object('customer_id', c.external_id,"
-                          "          'error', i.error) ORDER BY c.external_id), '[]')"
-                          "    FROM (SELECT * FROM billing_run_items WHERE run_id = b.id"
-                          "            AND outcome = 'failed' LIMIT 100) i"
-                          "    JOIN customers c ON c.id = i.customer_id) AS failures "
-                          "  FROM " RUN_FROM
-                          " WHERE ($1::bigint = 0 OR b.org_id = $1) AND b.id = $2::uuid",
-                          org, id);
+    PGresult *r =
+        DB_EXEC(d, e,
+                "SELECT " RUN_COLS ","
+                " (SELECT coalesce(json_agg(json_build_object('customer_id', c.external_id,"
+                "          'error', i.error) ORDER BY c.external_id), '[]')"
+                "    FROM (SELECT * FROM billing_run_items WHERE run_id = b.id"
+                "            AND outcome = 'failed' LIMIT 100) i"
+                "    JOIN customers c ON c.id = i.customer_id) AS failures "
+                "  FROM " RUN_FROM " WHERE ($1::bigint = 0 OR b.org_id = $1) AND b.id = $2::uuid",
+                org, id);
     return repo_one(r, e, out);
 }
 

@@ -420,7 +420,8 @@ Test(reports, issuing_an_invoice_renders_its_pdf_served_at_invoices_pdf, .init =
     char v[64];
     cr_expect(th_header(&r, "Retry-After", v, sizeof v), "with Retry-After");
     /* the 409 names the report to long-poll */
-    pr = Q(w.pg, "SELECT id FROM reports WHERE invoice_id = $1::uuid AND created_by = 'issue'", inv);
+    pr =
+        Q(w.pg, "SELECT id FROM reports WHERE invoice_id = $1::uuid AND created_by = 'issue'", inv);
     char want_url[96];
     snprintf(want_url, sizeof want_url, "/v1/reports/%s", PQgetvalue(pr, 0, 0));
     cr_expect_str_eq(th_str(r.json, "error.details.0.report_id"), PQgetvalue(pr, 0, 0), "%s",
@@ -782,8 +783,8 @@ Test(reports, an_organization_template_is_validated_stored_and_used, .init = set
     for (size_t i = 0; i < ML_ARRAY_LEN(k_bad_tpl); i++) {
         r = th_auth(srv, w.token, "PUT", "/v1/organization/template", k_bad_tpl[i].body);
         cr_expect_eq(r.status, 422, "%s -> %ld %s", k_bad_tpl[i].body, r.status, r.body);
-        cr_expect(th_has_field_error(&r, k_bad_tpl[i].field), "%s names %s: %s",
-                  k_bad_tpl[i].body, k_bad_tpl[i].field, r.body);
+        cr_expect(th_has_field_error(&r, k_bad_tpl[i].field), "%s names %s: %s", k_bad_tpl[i].body,
+                  k_bad_tpl[i].field, r.body);
         th_resp_free(&r);
     }
     PGresult *pr = Q(w.pg, "SELECT template IS NULL FROM organizations WHERE id = $1", w.org_s);
