@@ -38,16 +38,7 @@ typedef struct fx {
     char org_s[24];
 } fx;
 
-static PGresult *q(PGconn *c, const char *sql, int n, const char *const *p) {
-    PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    cr_assert(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    return r;
-}
-#define Q(c, sql, ...)                                                                             \
-    q((c), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),             \
-      (const char *const[]){__VA_ARGS__})
+#define Q TH_Q
 
 /* A fresh organization with 12 customers, 4 sum metrics and one unique_count
  * metric ("uniq_users"). */

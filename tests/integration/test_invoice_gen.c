@@ -41,16 +41,7 @@ typedef __int128 i128;
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static PGresult *pgq(PGconn *c, const char *sql, int n, const char *const *p) {
-    PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    cr_assert(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    return r;
-}
-#define Q(c, sql, ...)                                                                             \
-    pgq((c), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),           \
-        (const char *const[]){__VA_ARGS__})
+#define Q TH_Q
 
 static void must(th_resp *r, long status, const char *what) {
     cr_assert_eq(r->status, status, "%s: HTTP %ld, want %ld: %s", what, r->status, status,
@@ -100,7 +91,9 @@ static uint64_t rnd(void) { /* xorshift64* — deterministic */
     rng_state ^= rng_state >> 27;
     return rng_state * 2685821657736338717ULL;
 }
-static long long rnd_in(long long lo, long long hi) { return lo + (long long)(rnd() % (uint64_t)(hi - lo + 1)); }
+static long long rnd_in(long long lo, long long hi) {
+    return lo + (long long)(rnd() % (uint64_t)(hi - lo + 1));
+}
 
 /* A random decimal >= 0 at scale 12 with at most `places` places and a value
  * below `max_int`. */
@@ -144,7 +137,8 @@ static i128 ref_exact(const charge *c, i128 q) {
     i128 b = q - c->included;
     if (b < 0) b = 0;
     switch (c->model) {
-    case M_PER_UNIT: return b * c->price;
+    case M_PER_UNIT:
+        return b * c->price;
     case M_PACKAGE: {
         i128 packs = (b + c->package - 1) / c->package;
         return packs * c->price * E12;
@@ -263,9 +257,9 @@ static char *plan_json(const plan *p) {
         }
         json_array_append_new(charges, o);
     }
-    json_t *root = json_pack("{s:s, s:s, s:s, s:o, s:o}", "code", p->code, "name", p->code,
-                             "currency", p->currency, "base_fee", jfx(p->base_fee), "charges",
-                             charges);
+    json_t *root =
+        json_pack("{s:s, s:s, s:s, s:o, s:o}", "code", p->code, "name", p->code, "currency",
+                  p->currency, "base_fee", jfx(p->base_fee), "charges", charges);
     char *s = json_dumps(root, JSON_COMPACT);
     json_decref(root);
     return s;
@@ -294,7 +288,8 @@ static void world_init(world *w) {
     PQclear(Q(w->pg, "UPDATE organizations SET tax_rate = 0.07 WHERE id = $1", w->org_s));
     for (int i = 0; i < 4; i++) {
         char body[160];
-        snprintf(body, sizeof body, "{\"code\":\"%s\",\"name\":\"Metric %s\",\"aggregation\":\"%s\"}",
+        snprintf(body, sizeof body,
+                 "{\"code\":\"%s\",\"name\":\"Metric %s\",\"aggregation\":\"%s\"}",
                  k_metric_codes[i], k_metric_codes[i], k_metric_aggs[i]);
         th_resp rr = th_auth(srv, w->token, "POST", "/v1/metrics", body);
         must(&rr, 201, "create metric");
@@ -322,8 +317,8 @@ static void world_free(world *w) {
 }
 
 static long long customer_id(world *w, const char *ext) {
-    PGresult *r = Q(w->pg, "SELECT id FROM customers WHERE org_id = $1 AND external_id = $2",
-                    w->org_s, ext);
+    PGresult *r =
+        Q(w->pg, "SELECT id FROM customers WHERE org_id = $1 AND external_id = $2", w->org_s, ext);
     cr_assert_eq(PQntuples(r), 1, "customer %s", ext);
     long long id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
@@ -344,13 +339,14 @@ static void store(world *w, const ev *evs, size_t n) {
     db_usage_row *rows = calloc(n, sizeof *rows);
     cr_assert_not_null(rows);
     for (size_t i = 0; i < n; i++)
-        rows[i] = (db_usage_row){w->org, evs[i].cust, w->metric_id[evs[i].metric], evs[i].id,
-                                 evs[i].qty, evs[i].at, evs[i].props};
+        rows[i] = (db_usage_row){w->org,      evs[i].cust, w->metric_id[evs[i].metric],
+                                 evs[i].id,   evs[i].qty,  evs[i].at,
+                                 evs[i].props};
     db_err e;
     db_usage_result res;
-    cr_assert_eq(db_usage_insert(w->d, &e, rows, n, "2026-09-01T00:00:00Z", "2026-12-31T00:00:00Z",
-                                 &res),
-                 0, "insert: %s", e.msg);
+    cr_assert_eq(
+        db_usage_insert(w->d, &e, rows, n, "2026-09-01T00:00:00Z", "2026-12-31T00:00:00Z", &res), 0,
+        "insert: %s", e.msg);
     free(rows);
 }
 
@@ -389,7 +385,8 @@ static const char *generate(world *w, const char *ext, const char *from, const c
                             char state[32], char *error, size_t errcap) {
     char body[256], job[64];
     snprintf(body, sizeof body,
-             "{\"customer_id\":\"%s\",\"period_start\":\"%s\",\"period_end\":\"%s\"}", ext, from, to);
+             "{\"customer_id\":\"%s\",\"period_start\":\"%s\",\"period_end\":\"%s\"}", ext, from,
+             to);
     post_ok(w, "/v1/invoices", body, 202, job, "job_id");
     jq *q = tw_jq();
     tw_wait_final(q, job, 30000, state);
@@ -401,7 +398,6 @@ static const char *generate(world *w, const char *ext, const char *from, const c
     jq_close(q);
     return state;
 }
-
 
 /* ---- the property test ------------------------------------------------------ */
 
@@ -429,8 +425,9 @@ Test(invoice_gen, random_plans_bill_exactly_like_a_brute_force_reference, .init 
         free(pj);
         char body[160], ext[32];
         snprintf(ext, sizeof ext, "c%04d", i);
-        snprintf(body, sizeof body, "{\"external_id\":\"%s\",\"name\":\"Customer %d\",\"plan\":\"%s\"}",
-                 ext, i, plans[i].code);
+        snprintf(body, sizeof body,
+                 "{\"external_id\":\"%s\",\"name\":\"Customer %d\",\"plan\":\"%s\"}", ext, i,
+                 plans[i].code);
         r = th_auth(srv, w.token, "POST", "/v1/customers", body);
         must(&r, 201, body);
         th_resp_free(&r);
@@ -566,11 +563,12 @@ Test(invoice_gen, random_plans_bill_exactly_like_a_brute_force_reference, .init 
                !strcmp(PQgetvalue(inv, i, 5), wtot);
         if (!same && mismatches++ < 5) {
             char *pj = plan_json(p);
-            cr_expect_fail("customer %d (plan %s, tax rate %d ppm): want %d lines, subtotal %s tax %s "
-                           "total %s; got %d lines, %s %s %s; first want line %s %s %s",
-                           i, pj, (int)taxr[i], nw, ws, wt, wtot, PQntuples(ls), PQgetvalue(inv, i, 3),
-                           PQgetvalue(inv, i, 4), PQgetvalue(inv, i, 5), nw ? want[0][0] : "",
-                           nw ? want[0][1] : "", nw ? want[0][2] : "");
+            cr_expect_fail(
+                "customer %d (plan %s, tax rate %d ppm): want %d lines, subtotal %s tax %s "
+                "total %s; got %d lines, %s %s %s; first want line %s %s %s",
+                i, pj, (int)taxr[i], nw, ws, wt, wtot, PQntuples(ls), PQgetvalue(inv, i, 3),
+                PQgetvalue(inv, i, 4), PQgetvalue(inv, i, 5), nw ? want[0][0] : "",
+                nw ? want[0][1] : "", nw ? want[0][2] : "");
             for (int l = 0; l < PQntuples(ls); l++)
                 cr_log_warn("  got %s %s %s (q %s) | want %s %s %s", PQgetvalue(ls, l, 0),
                             PQgetvalue(ls, l, 1), PQgetvalue(ls, l, 2), PQgetvalue(ls, l, 3),
@@ -658,12 +656,13 @@ static void usage1(world *w, long long cust, int metric, const char *id, const c
 
 /* The invoice of customer ext starting at from: id, status, version, total. */
 static PGresult *invoice_of(world *w, const char *ext, const char *from) {
-    PGresult *r = Q(w->pg,
-                    "SELECT i.id, i.status, i.version, i.total::text, i.subtotal::text, i.tax::text "
-                    "  FROM invoices i JOIN customers c ON c.id = i.customer_id "
-                    " WHERE i.org_id = $1 AND c.external_id = $2 AND i.period_start = $3 "
-                    "   AND i.status <> 'void'",
-                    w->org_s, ext, from);
+    PGresult *r =
+        Q(w->pg,
+          "SELECT i.id, i.status, i.version, i.total::text, i.subtotal::text, i.tax::text "
+          "  FROM invoices i JOIN customers c ON c.id = i.customer_id "
+          " WHERE i.org_id = $1 AND c.external_id = $2 AND i.period_start = $3 "
+          "   AND i.status <> 'void'",
+          w->org_s, ext, from);
     cr_assert_eq(PQntuples(r), 1, "one invoice of %s from %s", ext, from);
     return r;
 }
@@ -686,14 +685,15 @@ static void lines_text(world *w, const char *invoice_id, char *out, size_t cap) 
     PQclear(r);
 }
 
-Test(invoice_gen, late_usage_is_billed_once_on_the_next_invoice_with_the_old_pricing,
-     .init = setup, .fini = teardown, .timeout = 180) {
+Test(invoice_gen, late_usage_is_billed_once_on_the_next_invoice_with_the_old_pricing, .init = setup,
+     .fini = teardown, .timeout = 180) {
     world w;
     world_init(&w);
-    make_plan(&w, "{\"code\":\"late\",\"name\":\"Late\",\"currency\":\"USD\",\"charges\":["
-                  "{\"metric\":\"m_calls\",\"model\":\"per_unit\",\"unit_price\":\"0.5\"},"
-                  "{\"metric\":\"m_gb\",\"model\":\"graduated\",\"tiers\":["
-                  "{\"up_to\":\"10\",\"unit_price\":\"1\"},{\"up_to\":null,\"unit_price\":\"0.1\"}]}]}");
+    make_plan(
+        &w, "{\"code\":\"late\",\"name\":\"Late\",\"currency\":\"USD\",\"charges\":["
+            "{\"metric\":\"m_calls\",\"model\":\"per_unit\",\"unit_price\":\"0.5\"},"
+            "{\"metric\":\"m_gb\",\"model\":\"graduated\",\"tiers\":["
+            "{\"up_to\":\"10\",\"unit_price\":\"1\"},{\"up_to\":null,\"unit_price\":\"0.1\"}]}]}");
     make_plan(&w, "{\"code\":\"dear\",\"name\":\"Dear\",\"currency\":\"USD\",\"charges\":["
                   "{\"metric\":\"m_calls\",\"model\":\"per_unit\",\"unit_price\":\"100\"},"
                   "{\"metric\":\"m_gb\",\"model\":\"per_unit\",\"unit_price\":\"100\"}]}");
@@ -740,8 +740,9 @@ Test(invoice_gen, late_usage_is_billed_once_on_the_next_invoice_with_the_old_pri
     char nov_id[40];
     snprintf(nov_id, sizeof nov_id, "%s", PQgetvalue(nov, 0, 0));
     lines_text(&w, nov_id, lines, sizeof lines);
-    cr_expect_str_eq(lines, "usage m_calls 100.00; usage m_gb 0.00; adjustment m_calls 2.00 10->14; "
-                            "adjustment m_gb 2.30 8->13; tax - 7.30");
+    cr_expect_str_eq(lines,
+                     "usage m_calls 100.00; usage m_gb 0.00; adjustment m_calls 2.00 10->14; "
+                     "adjustment m_gb 2.30 8->13; tax - 7.30");
     cr_expect_str_eq(PQgetvalue(nov, 0, 4), "104.30");
     cr_expect_str_eq(PQgetvalue(nov, 0, 3), "111.60");
     PQclear(nov);
@@ -771,7 +772,8 @@ Test(invoice_gen, late_usage_is_billed_once_on_the_next_invoice_with_the_old_pri
                             "tax - 0.07");
 
     /* voiding December releases its adjustment to the next invoice */
-    PQclear(Q(w.pg, "UPDATE invoices SET status = 'void', voided_at = now() WHERE id = $1", dec_id));
+    PQclear(
+        Q(w.pg, "UPDATE invoices SET status = 'void', voided_at = now() WHERE id = $1", dec_id));
     generate(&w, "L1", "2027-01-01", "2027-02-01", st, err, sizeof err);
     PGresult *jan = invoice_of(&w, "L1", "2027-01-01 00:00:00+00");
     lines_text(&w, PQgetvalue(jan, 0, 0), lines, sizeof lines);
@@ -788,9 +790,10 @@ Test(invoice_gen, changed_usage_sends_an_approved_invoice_back_to_draft, .init =
      .fini = teardown, .timeout = 120) {
     world w;
     world_init(&w);
-    make_plan(&w, "{\"code\":\"ap\",\"name\":\"Ap\",\"currency\":\"JPY\",\"base_fee\":\"1000\","
-                  "\"charges\":[{\"metric\":\"m_calls\",\"model\":\"package\",\"unit_price\":\"500\","
-                  "\"package_size\":\"100\",\"included_units\":\"50\"}]}");
+    make_plan(&w,
+              "{\"code\":\"ap\",\"name\":\"Ap\",\"currency\":\"JPY\",\"base_fee\":\"1000\","
+              "\"charges\":[{\"metric\":\"m_calls\",\"model\":\"package\",\"unit_price\":\"500\","
+              "\"package_size\":\"100\",\"included_units\":\"50\"}]}");
     make_customer(&w, "A1", "ap", NULL);
     long long c = customer_id(&w, "A1");
     usage1(&w, c, 0, "x1", "151", "2026-10-02T10:00:00Z"); /* 101 billable: 2 packages */
@@ -853,7 +856,8 @@ static const bad k_bad_gen[] = {
     {"{\"period_start\":\"2026-10-01\",\"period_end\":\"2026-11-01\"}", "customer_id"},
     {"{\"customer_id\":\"G1\",\"period_start\":\"2026-13-01\",\"period_end\":\"2026-11-01\"}",
      "period_start"},
-    {"{\"customer_id\":\"G1\",\"period_start\":\"2026-10-01T00:30:00Z\",\"period_end\":\"2026-11-01\"}",
+    {"{\"customer_id\":\"G1\",\"period_start\":\"2026-10-01T00:30:00Z\",\"period_end\":\"2026-11-"
+     "01\"}",
      "period_start"},
     {"{\"customer_id\":\"G1\",\"period_start\":\"2026-10-01\",\"period_end\":\"2026-10-01\"}",
      "period_end"},
@@ -873,17 +877,21 @@ static const bad k_bad_gen[] = {
 };
 
 static const bad k_bad_run[] = {
-    {"{\"period\":\"2026-1\"}", "period"},  {"{\"period\":\"2026-13\"}", "period"},
-    {"{\"period\":\"1999-12\"}", "period"}, {"{\"period\":\"2026-10-01\"}", "period"},
-    {"{}", "period"},                        {"{\"period\":\"2026-10\",\"x\":true}", "x"},
+    {"{\"period\":\"2026-1\"}", "period"},
+    {"{\"period\":\"2026-13\"}", "period"},
+    {"{\"period\":\"1999-12\"}", "period"},
+    {"{\"period\":\"2026-10-01\"}", "period"},
+    {"{}", "period"},
+    {"{\"period\":\"2026-10\",\"x\":true}", "x"},
 };
 
 Test(invoice_gen, bad_requests_are_precise_and_billing_runs_count_failures, .init = setup,
      .fini = teardown, .timeout = 120) {
     world w;
     world_init(&w);
-    make_plan(&w, "{\"code\":\"g\",\"name\":\"G\",\"currency\":\"USD\",\"base_fee\":\"5\","
-                  "\"charges\":[{\"metric\":\"m_calls\",\"model\":\"per_unit\",\"unit_price\":\"1\"}]}");
+    make_plan(
+        &w, "{\"code\":\"g\",\"name\":\"G\",\"currency\":\"USD\",\"base_fee\":\"5\","
+            "\"charges\":[{\"metric\":\"m_calls\",\"model\":\"per_unit\",\"unit_price\":\"1\"}]}");
     make_customer(&w, "G1", "g", NULL);
     make_customer(&w, "G2", "g", NULL);
     make_customer(&w, "EUR1", "g", ",\"currency\":\"EUR\""); /* cannot be priced in USD */
@@ -909,8 +917,8 @@ Test(invoice_gen, bad_requests_are_precise_and_billing_runs_count_failures, .ini
     r = th_auth(srv, w.token, "POST", "/v1/invoices", "not json");
     cr_expect_eq(r.status, 400, "%s", r.body);
     th_resp_free(&r);
-    long long none = tw_pg_int(w.pg, "SELECT count(*) FROM invoices WHERE org_id = $1::bigint",
-                               w.org_s, NULL);
+    long long none =
+        tw_pg_int(w.pg, "SELECT count(*) FROM invoices WHERE org_id = $1::bigint", w.org_s, NULL);
     cr_expect_eq(none, 0);
 
     /* a second POST of the same month while the first is unfinished is that run */
@@ -926,7 +934,8 @@ Test(invoice_gen, bad_requests_are_precise_and_billing_runs_count_failures, .ini
     for (int waited = 0; waited < 30000 && !run; waited += 100) {
         r = th_auth(srv, w.token, "GET", path, NULL);
         must(&r, 200, "get run");
-        if (strcmp(th_str(r.json, "status"), "queued") && strcmp(th_str(r.json, "status"), "running"))
+        if (strcmp(th_str(r.json, "status"), "queued") &&
+            strcmp(th_str(r.json, "status"), "running"))
             run = json_incref(r.json);
         th_resp_free(&r);
         if (!run) tw_msleep(100);
@@ -967,10 +976,11 @@ Test(invoice_gen, bad_requests_are_precise_and_billing_runs_count_failures, .ini
     generate(&w, "G1", "2026-10-15", "2026-11-15", st, err, sizeof err);
     cr_expect_str_eq(st, "dead");
     cr_expect(strstr(err, "overlaps") != NULL, "%s", err);
-    long long n = tw_pg_int(w.pg,
-                            "SELECT count(*) FROM invoices i JOIN customers c ON c.id = i.customer_id"
-                            " WHERE i.org_id = $1::bigint AND c.external_id = 'G1'",
-                            w.org_s, NULL);
+    long long n =
+        tw_pg_int(w.pg,
+                  "SELECT count(*) FROM invoices i JOIN customers c ON c.id = i.customer_id"
+                  " WHERE i.org_id = $1::bigint AND c.external_id = 'G1'",
+                  w.org_s, NULL);
     cr_expect_eq(n, 1);
 
     /* other organizations' billing runs are not found */
@@ -979,8 +989,9 @@ Test(invoice_gen, bad_requests_are_precise_and_billing_runs_count_failures, .ini
     r = th_auth(srv, other, "GET", path, NULL);
     cr_expect_eq(r.status, 404);
     th_resp_free(&r);
-    r = th_auth(srv, other, "POST", "/v1/invoices",
-                "{\"customer_id\":\"G1\",\"period_start\":\"2026-10-01\",\"period_end\":\"2026-11-01\"}");
+    r = th_auth(
+        srv, other, "POST", "/v1/invoices",
+        "{\"customer_id\":\"G1\",\"period_start\":\"2026-10-01\",\"period_end\":\"2026-11-01\"}");
     cr_expect_eq(r.status, 422, "another organization's customer is unknown: %s", r.body);
     th_resp_free(&r);
     cr_expect_eq(tw_stop(pool, 20000), 0);

@@ -57,15 +57,7 @@ static void teardown(void) {
 #define PGQ0(sql) pgq((sql), 0, NULL)
 
 static PGresult *pgq(const char *sql, int n, const char *const *params) {
-    PGresult *r = PQexecParams(pg, sql, n, NULL, params, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));
-        PQclear(r);
-        cr_assert_fail("%s\n-> %s", sql, msg);
-    }
-    return r;
+    return th_pgq(pg, sql, n, params);
 }
 
 /* First column of the first row (copied into out; "" for NULL). */

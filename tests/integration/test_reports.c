@@ -54,16 +54,7 @@ static double mono_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static PGresult *pgq(PGconn *c, const char *sql, int n, const char *const *p) {
-    PGresult *r = PQexecParams(c, sql, n, NULL, p, NULL, NULL, 0);
-    ExecStatusType st = PQresultStatus(r);
-    cr_assert(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql,
-              PQresultErrorMessage(r));
-    return r;
-}
-#define Q(c, sql, ...)                                                                             \
-    pgq((c), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),           \
-        (const char *const[]){__VA_ARGS__})
+#define Q TH_Q
 
 static void must(th_resp *r, long status, const char *what) {
     cr_assert_eq(r->status, status, "%s: HTTP %ld, want %ld: %s", what, r->status, status,

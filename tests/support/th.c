@@ -281,6 +281,18 @@ PGconn *th_pg(void) {
     return c;
 }
 
+PGresult *th_pgq(PGconn *c, const char *sql, int n, const char *const *params) {
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+        PQclear(r);
+        cr_assert_fail("%s\n-> %s", sql, msg);
+    }
+    return r;
+}
+
 int th_svc(const char *args) {
     const char *svc = getenv("ML_SVC");
     cr_assert(svc, "ML_SVC is not set (run through scripts/test)");

@@ -85,6 +85,13 @@ int th_count_lines(const char *path, const char *const *needles);
 
 /* A direct libpq connection to the test database (for locks, checks). */
 PGconn *th_pg(void);
+/* PQexecParams with text parameters; the test fails (naming the statement
+ * and PostgreSQL's message) unless it succeeded.  The caller PQclears. */
+PGresult *th_pgq(PGconn *c, const char *sql, int n, const char *const *params);
+/* TH_Q(conn, sql, p1, p2, ...) */
+#define TH_Q(c, sql, ...)                                                                          \
+    th_pgq((c), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),        \
+           (const char *const[]){__VA_ARGS__})
 /* Runs scripts/svc (ML_SVC) with args, e.g. th_svc("redis stop"); returns exit code. */
 int th_svc(const char *args);
 
