@@ -35,12 +35,14 @@ bench_teardown() {
   exit "$rc"
 }
 
-# Build billing-api and billing-worker (RelWithDebInfo) into $BUILD.
+# Build billing-api, billing-worker and the extra targets "$@"
+# (RelWithDebInfo) into $BUILD.
 bench_build() {
   log "building $BUILD (RelWithDebInfo)"
   cmake -S "$ML_ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON \
     --log-level=WARNING >&2 || die "cmake configure failed"
-  cmake --build "$BUILD" -j "$(nproc)" --target billing-api billing-worker >&2 || die "build failed"
+  cmake --build "$BUILD" -j "$(nproc)" --target billing-api billing-worker "$@" >&2 ||
+    die "build failed"
 }
 
 # PostgreSQL + Redis (appendonly, appendfsync always) on free ports, migrated,
