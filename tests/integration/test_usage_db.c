@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 #define NCUST 3
-#define NMET 2
+#define NMET  2
 
 typedef struct fixture {
     db *d;
@@ -100,8 +100,8 @@ static db_usage_result insert(db *d, const fixture *f, const ev *v, int n) {
     db_usage_row *rows = calloc((size_t)n, sizeof *rows);
     cr_assert(rows);
     for (int i = 0; i < n; i++)
-        rows[i] = (db_usage_row){f->org, f->cust[v[i].c], f->met[v[i].m], v[i].id, v[i].qty,
-                                 v[i].at, NULL};
+        rows[i] = (db_usage_row){
+            f->org, f->cust[v[i].c], f->met[v[i].m], v[i].id, v[i].qty, v[i].at, NULL};
     db_err e;
     db_usage_result res;
     cr_assert_eq(db_usage_insert(d, &e, rows, (size_t)n, "2026-10-31T00:00:00Z",
@@ -277,17 +277,59 @@ Test(usage_db, a_failing_batch_writes_nothing) {
     snprintf(v[19].qty, sizeof v[19].qty, "-1"); /* violates quantity >= 0 */
     db_usage_row rows[20];
     for (int i = 0; i < 20; i++)
-        rows[i] = (db_usage_row){f.org, f.cust[v[i].c], f.met[v[i].m], v[i].id, v[i].qty,
-                                 v[i].at, NULL};
+        rows[i] =
+            (db_usage_row){f.org, f.cust[v[i].c], f.met[v[i].m], v[i].id, v[i].qty, v[i].at, NULL};
     db_err e;
     db_usage_result res;
-    cr_expect_eq(db_usage_insert(f.d, &e, rows, 20, "2026-10-31T00:00:00Z",
-                                 "2026-11-01T23:59:59Z", &res),
-                 -1);
+    cr_expect_eq(
+        db_usage_insert(f.d, &e, rows, 20, "2026-10-31T00:00:00Z", "2026-11-01T23:59:59Z", &res),
+        -1);
     cr_expect_eq(count_events(&f), 0, "nothing of the batch was stored");
     /* and the event ids were not burnt: the corrected batch goes in whole */
     snprintf(v[19].qty, sizeof v[19].qty, "1");
     cr_expect_eq(insert(f.d, &f, v, 20).inserted, 20);
     free(v);
+    db_close(f.d);
+}
+
+/* The bytes COPY text format escapes (backslash, tab, LF, CR) arrive intact
+ * through both entry points: rows (db_usage_insert) and pre-rendered text
+ * (db_usage_row_text + db_usage_insert_copy, the usage.ingest path). */
+Test(usage_db, copy_escapes_round_trip_through_both_paths) {
+    fixture f;
+    make_org(&f);
+    const char *props = "{\r\n\t\"p\": \"a\\\\b\\tc\\nd\"}"; /* whitespace + JSON escapes */
+    db_usage_row row = {f.org, f.cust[0], f.met[0], "row\\id\t1", "1.5", "2026-10-31T10:00:00Z",
+                        props};
+    db_err e;
+    db_usage_result res;
+    cr_assert_eq(db_usage_insert(f.d, &e, &row, 1, row.occurred_at, row.occurred_at, &res), 0, "%s",
+                 e.msg);
+    cr_expect_eq(res.inserted, 1);
+    buf t;
+    buf_init(&t);
+    db_usage_row_text(&t, f.cust[1], f.met[0], "chunk\\id\r\n2", "0.000000000001",
+                      "2026-10-31T10:05:00Z", props);
+    db_usage_row_text(&t, f.cust[1], f.met[0], "chunk-3", "2", "2026-10-31T10:06:00Z", NULL);
+    cr_assert(!t.oom);
+    db_usage_chunk ch = {f.org, t.p, t.len};
+    cr_assert_eq(
+        db_usage_insert_copy(f.d, &e, &ch, 1, "2026-10-31T10:05:00Z", "2026-10-31T10:06:00Z", &res),
+        0, "%s", e.msg);
+    cr_expect_eq(res.inserted, 2);
+    buf_free(&t);
+    char org[24];
+    snprintf(org, sizeof org, "%lld", f.org);
+    PGresult *r =
+        DB_EXEC(f.d, &e,
+                "SELECT string_agg(event_id || '|' || quantity::text || '|' ||"
+                " coalesce(properties->>'p', 'NULL'), ';' ORDER BY event_id COLLATE \"C\")"
+                " FROM usage_events WHERE org_id = $1",
+                org);
+    cr_assert(r, "%s", e.msg);
+    cr_expect_str_eq(PQgetvalue(r, 0, 0), "chunk-3|2.000000000000|NULL;"
+                                          "chunk\\id\r\n2|0.000000000001|a\\b\tc\nd;"
+                                          "row\\id\t1|1.500000000000|a\\b\tc\nd");
+    PQclear(r);
     db_close(f.d);
 }
