@@ -17,11 +17,19 @@
  *                          15-minute rollup (for comparison)
  * Each measurement is one JSON line on stdout; progress goes to stderr.
  *
+ * A/B mode (BA_AB_URL=<second base URL>, e.g. a baseline billing-api on the
+ * same database): customer_month_hourly alternates request by request
+ * between BASE_URL ("a") and BA_AB_URL ("b"), each on its own keep-alive
+ * connection, so both see the same machine load; one line per side.  The
+ * machine is shared and noisy: only interleaved figures compare.
+ * BA_ONLY_CUSTOMER=1 stops after customer_month_hourly.
+ *
  * Usage: bench_aggregate BASE_URL TOKEN ORG_ID CUSTOMER_EXTERNAL_ID DB_URL
  */
 #include "fmacros.h"
 #include <curl/curl.h>
 #include <libpq-fe.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
@@ -79,6 +87,46 @@ static int ba_series(CURL *c, const char *url, int warm, int runs, int64_t *v, s
     return 0;
 }
 
+static CURL *ba_client(struct curl_slist *h) {
+    CURL *c = curl_easy_init();
+    if (!c) return NULL;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ba_count);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+    return c;
+}
+
+static void ba_report_customer(const char *side, int64_t *v, int runs, size_t bytes) {
+    double p50 = ba_pct(v, runs, 0.50), p99 = ba_pct(v, runs, 0.99);
+    printf("{\"bench\":\"customer_month_hourly\",%s%s%s\"runs\":%d,\"p50_ms\":%.3f,"
+           "\"p99_ms\":%.3f,\"min_ms\":%.3f,\"max_ms\":%.3f,\"reply_bytes\":%zu,"
+           "\"goal_p50_ms\":5}\n",
+           side ? "\"side\":\"" : "", side ? side : "", side ? "\"," : "", runs, p50, p99,
+           (double)v[0] / 1000.0, (double)v[runs - 1] / 1000.0, bytes);
+    fflush(stdout);
+}
+
+/* The same path on two servers, alternating (which one goes first
+ * alternates too); va/vb get the latencies. */
+static int ba_ab(CURL *ca, CURL *cb, const char *base_a, const char *base_b, const char *path,
+                 int warm, int runs, int64_t *va, int64_t *vb, size_t *bytes_a, size_t *bytes_b) {
+    char ua[768], ub[768];
+    snprintf(ua, sizeof ua, "%s%s", base_a, path);
+    snprintf(ub, sizeof ub, "%s%s", base_b, path);
+    for (int i = 0; i < warm; i++)
+        if (ba_get(ca, ua, bytes_a) < 0 || ba_get(cb, ub, bytes_b) < 0) return -1;
+    for (int i = 0; i < runs; i++) {
+        if (i % 2) {
+            if ((vb[i] = ba_get(cb, ub, bytes_b)) < 0 || (va[i] = ba_get(ca, ua, bytes_a)) < 0)
+                return -1;
+        } else {
+            if ((va[i] = ba_get(ca, ua, bytes_a)) < 0 || (vb[i] = ba_get(cb, ub, bytes_b)) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc != 6) {
         fprintf(stderr, "usage: %s BASE_URL TOKEN ORG_ID CUSTOMER_ID DB_URL\n", argv[0]);
@@ -88,34 +136,43 @@ int main(int argc, char **argv) {
     int warm = ba_env_int("BA_WARM", 20), runs = ba_env_int("BA_RUNS", 300);
     int org_runs = ba_env_int("BA_ORG_RUNS", 7), raw_runs = ba_env_int("BA_RAW_RUNS", 3);
     if (runs < 1 || org_runs < 1 || raw_runs < 1) return 2;
+    const char *ab = getenv("BA_AB_URL");
+    if (ab && !*ab) ab = NULL;
+    bool only_customer = ba_env_int("BA_ONLY_CUSTOMER", 0) != 0;
     int maxn = runs > org_runs ? runs : org_runs;
     int64_t *v = calloc((size_t)maxn, sizeof *v);
-    if (!v || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return 1;
-    CURL *c = curl_easy_init();
-    if (!c) return 1;
+    int64_t *vb = calloc((size_t)maxn, sizeof *vb);
+    if (!v || !vb || curl_global_init(CURL_GLOBAL_DEFAULT) != 0) return 1;
     char auth[256];
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     struct curl_slist *h = curl_slist_append(NULL, auth);
     if (!h) return 1;
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, ba_count);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
-    char url[512];
-    size_t bytes = 0;
+    CURL *c = ba_client(h), *cb = ab ? ba_client(h) : NULL;
+    if (!c || (ab && !cb)) return 1;
+    char url[512], path[512];
+    size_t bytes = 0, bytes_b = 0;
     int rc = 1;
 
     /* (a) one customer-month, hourly, every metric */
-    snprintf(url, sizeof url,
-             "%s/v1/usage/aggregate?from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z"
+    snprintf(path, sizeof path,
+             "/v1/usage/aggregate?from=2026-10-01T00:00:00Z&to=2026-11-01T00:00:00Z"
              "&granularity=hour&customer_id=%s",
-             base, cust);
-    fprintf(stderr, "[bench] customer-month hourly: %d warm-ups, %d runs\n", warm, runs);
-    if (ba_series(c, url, warm, runs, v, &bytes)) goto out;
-    double p50 = ba_pct(v, runs, 0.50), p99 = ba_pct(v, runs, 0.99);
-    printf("{\"bench\":\"customer_month_hourly\",\"runs\":%d,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-           "\"min_ms\":%.3f,\"max_ms\":%.3f,\"reply_bytes\":%zu,\"goal_p50_ms\":5}\n",
-           runs, p50, p99, (double)v[0] / 1000.0, (double)v[runs - 1] / 1000.0, bytes);
-    fflush(stdout);
+             cust);
+    snprintf(url, sizeof url, "%s%s", base, path);
+    fprintf(stderr, "[bench] customer-month hourly: %d warm-ups, %d runs%s\n", warm, runs,
+            ab ? " (A/B, interleaved)" : "");
+    if (ab) {
+        if (ba_ab(c, cb, base, ab, path, warm, runs, v, vb, &bytes, &bytes_b)) goto out;
+        ba_report_customer("a", v, runs, bytes);
+        ba_report_customer("b", vb, runs, bytes_b);
+    } else {
+        if (ba_series(c, url, warm, runs, v, &bytes)) goto out;
+        ba_report_customer(NULL, v, runs, bytes);
+    }
+    if (only_customer) {
+        rc = 0;
+        goto out;
+    }
 
     /* (b) the whole organization's month, hourly, through the endpoint */
     snprintf(url, sizeof url,
@@ -181,7 +238,9 @@ int main(int argc, char **argv) {
 out:
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
+    if (cb) curl_easy_cleanup(cb);
     curl_global_cleanup();
     free(v);
+    free(vb);
     return rc;
 }
