@@ -7,8 +7,12 @@
  * parameter — 400 for syntax, 422 for meaning), resolve codes to ids inside
  * the caller's organization, run parameterized SQL, reply.  User text only
  * ever reaches PostgreSQL as $n parameters; the few SQL variants are fixed
- * strings chosen by validated enums.  Quantities stay decimal text from
- * PostgreSQL to the client.
+ * strings chosen by validated enums.  Quantities stay exact decimals from
+ * PostgreSQL to the client: text, except on the hottest path (one
+ * customer by the hour, k_agg_sql_cust), which reads binary results and
+ * writes each numeric's base-10000 digits as decimal text itself
+ * (uq_numeric_text: integers only, the same text as trim_scale(v)::text).
+ * Never a float.
  *
  * Raw events are ordered newest first by the keyset (occurred_at, org_id,
  * event_id), unique since event ids are unique per organization; the cursor
@@ -47,7 +51,9 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <pthread.h>
+#include <assert.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -277,6 +283,30 @@ static int uq_metric_map(const char *t, uq_ids *x) {
     return 0;
 }
 
+/* uq_resolve's lookup: $1 org (0 = every organization), $2 customer
+ * external id, $3 metric code (NULL = no filter).  Columns: the customer
+ * ids, the metric ids (bigint[] text), whether a unique_count metric is in
+ * scope, and "id agg code,…" of the other metrics of one organization
+ * (uq_metric_map). */
+#define UQ_RESOLVE_SQL(ORG)                                                                        \
+    "SELECT (SELECT array_agg(id)::text FROM customers"                                            \
+    "         WHERE " ORG " AND external_id = $2::text),"                                          \
+    "       (SELECT array_agg(id)::text FROM metrics"                                              \
+    "         WHERE " ORG " AND code = $3::text),"                                                 \
+    "       EXISTS (SELECT 1 FROM metrics WHERE " ORG                                              \
+    "                  AND ($3::text IS NULL OR code = $3::text)"                                  \
+    "                  AND aggregation = 'unique_count'),"                                         \
+    "       (SELECT string_agg(id::text || ' ' || substr(aggregation, 1, 1) || ' ' || code, ','"   \
+    "                          ORDER BY id) FROM metrics"                                          \
+    "         WHERE $1::bigint <> 0 AND org_id = $1::bigint AND aggregation <> 'unique_count'"     \
+    "           AND ($3::text IS NULL OR code = $3::text))"
+/* Two statements, because "$1 = 0 OR org_id = $1" has no generic plan that
+ * uses an index: PostgreSQL would plan it afresh on every execution (a few
+ * hundred µs, more than it runs).  One organization — nearly every request —
+ * gets a plan once per connection. */
+static const char k_resolve_sql_org[] = UQ_RESOLVE_SQL("org_id = $1::bigint");
+static const char k_resolve_sql_all[] = UQ_RESOLVE_SQL("($1::bigint = 0 OR org_id = $1::bigint)");
+
 /* Resolves ?customer_id= and ?metric= in r->who.org_id (0 = every org).  In
  * one organization an unknown one is 422 naming the field; across all
  * organizations it simply matches nothing.  0, or -1 when it replied. */
@@ -293,20 +323,8 @@ static int uq_resolve(api_req *r, const char *cust, const char *metric, uq_ids *
     char org[24];
     snprintf(org, sizeof org, "%lld", r->who.org_id);
     db_err e;
-    PGresult *res = DB_EXECP(
-        r->db, &e,
-        "SELECT (SELECT array_agg(id)::text FROM customers"
-        "         WHERE ($1::bigint = 0 OR org_id = $1::bigint) AND external_id = $2::text),"
-        "       (SELECT array_agg(id)::text FROM metrics"
-        "         WHERE ($1::bigint = 0 OR org_id = $1::bigint) AND code = $3::text),"
-        "       EXISTS (SELECT 1 FROM metrics WHERE ($1::bigint = 0 OR org_id = $1::bigint)"
-        "                  AND ($3::text IS NULL OR code = $3::text)"
-        "                  AND aggregation = 'unique_count'),"
-        "       (SELECT string_agg(id::text || ' ' || substr(aggregation, 1, 1) || ' ' || code, ','"
-        "                          ORDER BY id) FROM metrics"
-        "         WHERE $1::bigint <> 0 AND org_id = $1::bigint AND aggregation <> 'unique_count'"
-        "           AND ($3::text IS NULL OR code = $3::text))",
-        org, cust, metric);
+    PGresult *res = DB_EXECP(r->db, &e, r->who.org_id ? k_resolve_sql_org : k_resolve_sql_all, org,
+                             cust, metric);
     if (!res) {
         api_db_fail(r, &e);
         return -1;
@@ -956,70 +974,378 @@ static bool agg_render(buf *b, const PGresult *res, const int64_t *starts, size_
 }
 
 /* ---- one customer, hourly, whole UTC hours: the hottest query -------------
- * The rollup rows of one customer come straight from the primary key (no
- * join, no numeric functions): metric id, hour, and the raw quantity, events
- * and max columns; the metric's code and aggregation (which column it
- * reports) come from uq_resolve's map, trailing zeros are trimmed here.
- * $1 org, $2 customer, $3 metric ids (bigint[]), $4 from, $5 to. */
+ * The rollup rows of one customer come straight from the primary key (an
+ * index-only scan: no join, no function of a column but the CASE) in
+ * binary (the send format: no numeric_out on the server, no strtoll here):
+ * metric id, hour, the one numeric column the metric reports (max_quantity
+ * for max metrics, nothing for count metrics — their figure is events —
+ * quantity for sum metrics: a numeric costs the server more to send than
+ * the scan costs to read) and events.  The metric's code and aggregation
+ * come from uq_resolve's map, which also chose $6 and $7.  Rows come in
+ * primary-key order, never sorted by the server (an ORDER BY adds a sort
+ * node: the metric list is an array condition); agg_render_cust orders
+ * them.  $1 org, $2 customer, $3 metric ids (bigint[]), $4 from, $5 to,
+ * $6 the ids of max metrics, $7 those of count metrics. */
 static const char k_agg_sql_cust[] =
-    "SELECT r.metric_id, (extract(epoch FROM r.bucket))::bigint * 1000000, r.quantity::text,"
-    "       r.events::text, r.max_quantity::text"
+    "SELECT r.metric_id, r.bucket,"
+    "       CASE WHEN r.metric_id = ANY ($6::bigint[]) THEN r.max_quantity"
+    "            WHEN r.metric_id = ANY ($7::bigint[]) THEN NULL ELSE r.quantity END,"
+    "       r.events"
     "  FROM usage_rollup_hour r"
     " WHERE r.org_id = $1::bigint AND r.customer_id = $2::bigint"
     "   AND r.metric_id = ANY ($3::bigint[])"
     "   AND r.bucket >= $4::timestamptz AND r.bucket < $5::timestamptz";
 
-/* "12.500000000000" -> "12.5", "3.000" -> "3" (copied into out). */
-static const char *trim_dec(const char *v, char *out, size_t cap) {
-    size_t n = strlen(v);
-    if (n >= cap) return v;
-    memcpy(out, v, n + 1);
-    char *dot = strchr(out, '.');
-    if (!dot) return out;
-    char *end = out + n;
-    while (end > dot + 1 && end[-1] == '0') *--end = '\0';
-    if (end == dot + 1) *dot = '\0';
-    return out;
+enum { C_METRIC, C_BUCKET, C_VALUE, C_EVENTS, C_NCOLS };
+/* their type OIDs (pg_type.h): int8, timestamptz, numeric, int8 */
+static const Oid k_cust_types[C_NCOLS] = {20, 1184, 1700, 20};
+
+/* "{3,7}": the ids of the metrics aggregated by agg ("{}" when none), for
+ * $6 / $7 of k_agg_sql_cust.  NULL if out of memory (caller frees). */
+static char *uq_ids_with_agg(const uq_ids *x, char agg) {
+    char *s = malloc(x->nmetrics * 21 + 3);
+    if (!s) return NULL;
+    size_t len = 0;
+    s[len++] = '{';
+    for (size_t i = 0; i < x->nmetrics; i++)
+        if (x->metrics[i].agg == agg)
+            len += (size_t)snprintf(s + len, 22, "%s%lld", len > 1 ? "," : "", x->metrics[i].id);
+    s[len++] = '}';
+    s[len] = '\0';
+    return s;
 }
 
-#define UQ_QTY_MAX 48 /* numeric(38,12) as text, with sign and point */
+#define UQ_PG_EPOCH_US 946684800000000LL /* 2000-01-01 (PostgreSQL's epoch) in Unix µs */
+#define UQ_NUM_MAX     64                /* a decimal as text; numeric(38,12) needs 40 */
 
-/* Renders one customer's rows (k_agg_sql_cust) with the metric map of
- * uq_resolve; cust is the customer's external id when grouped by customer,
- * the metric's code is shown when grouped by metric.  false if out of
- * memory. */
-static bool agg_render_cust(buf *b, const PGresult *res, const uq_ids *ids, const char *cust,
-                            bool by_metric, const int64_t *starts, size_t nb, int64_t to,
-                            bool fill) {
+static int64_t uq_be64(const char *p) {
+    const unsigned char *u = (const unsigned char *)p;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v = v << 8 | u[i];
+    return (int64_t)v; /* two's complement: the send format of int8 */
+}
+
+static unsigned uq_be16(const char *p) {
+    const unsigned char *u = (const unsigned char *)p;
+    return (unsigned)u[0] << 8 | u[1];
+}
+
+/* An integer in decimal; out holds at least 21 bytes.  Returns the length. */
+static size_t uq_i64_text(int64_t v, char *out) {
+    char t[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        t[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t k = 0;
+    if (v < 0) out[k++] = '-';
+    while (n) out[k++] = t[--n];
+    return k;
+}
+
+/* A numeric in PostgreSQL's binary send format (int16 ndigits, int16 weight,
+ * uint16 sign, uint16 dscale, then ndigits base-10000 digits, the first of
+ * weight 10000^weight) as the text of trim_scale(v)::text: numeric_out's
+ * digits (integer part, then exactly dscale fraction digits) with the
+ * trailing fraction zeros and a bare point dropped — "12.5", "3", "0",
+ * "0.000000000001".  Integer arithmetic on the digits only, never a float.
+ * Pure.  Returns the length written to out (NUL-terminated), or -1 if p is
+ * not a well-formed numeric or the text needs cap bytes or more. */
+static int uq_numeric_text(const char *p, size_t len, char *out, size_t cap) {
+    if (len < 8 || cap < 12) return -1;
+    unsigned ndigits = uq_be16(p), sign = uq_be16(p + 4), dscale = uq_be16(p + 6);
+    int weight = (int16_t)uq_be16(p + 2);
+    if (len != 8 + 2 * (size_t)ndigits) return -1;
+    const char *dg = p + 8;
+    if (sign == 0xC000) return snprintf(out, cap, "NaN");
+    if (sign == 0xD000) return snprintf(out, cap, "Infinity");
+    if (sign == 0xF000) return snprintf(out, cap, "-Infinity");
+    if ((sign != 0x0000 && sign != 0x4000) || dscale > 0x3FFF) return -1;
+    for (unsigned i = 0; i < ndigits; i++)
+        if (uq_be16(dg + 2 * i) > 9999) return -1;
+    /* integer part: weight+1 groups (one "0" when weight < 0); fraction:
+     * dscale digits; sign, point and NUL */
+    size_t need = (weight >= 0 ? 4 * ((size_t)weight + 1) : 1) + dscale + 3;
+    if (need > cap) return -1;
+    size_t k = 0;
+    if (sign == 0x4000) out[k++] = '-';
+    int d;
+    if (weight < 0) {
+        d = weight + 1;
+        out[k++] = '0';
+    } else {
+        for (d = 0; d <= weight; d++) {
+            unsigned v = (unsigned)d < ndigits ? uq_be16(dg + 2 * d) : 0;
+            char g[4] = {(char)('0' + v / 1000), (char)('0' + v / 100 % 10),
+                         (char)('0' + v / 10 % 10), (char)('0' + v % 10)};
+            int from = 0;
+            if (d == 0) /* no leading zeros, but one digit at least */
+                while (from < 3 && g[from] == '0') from++;
+            for (int i = from; i < 4; i++) out[k++] = g[i];
+        }
+    }
+    if (dscale > 0) {
+        size_t point = k;
+        out[k++] = '.';
+        for (unsigned i = 0; i < dscale; d++) {
+            unsigned v = d >= 0 && (unsigned)d < ndigits ? uq_be16(dg + 2 * d) : 0;
+            char g[4] = {(char)('0' + v / 1000), (char)('0' + v / 100 % 10),
+                         (char)('0' + v / 10 % 10), (char)('0' + v % 10)};
+            for (int j = 0; j < 4 && i < dscale; j++, i++) out[k++] = g[j];
+        }
+        while (k > point + 1 && out[k - 1] == '0') k--;
+        if (k == point + 1) k = point;
+    }
+    out[k] = '\0';
+    return (int)k;
+}
+
+/* One output row of the one-customer path: its series (rank of the metric
+ * in code order), its bucket index and its result row. */
+typedef struct uq_crow {
+    uint32_t rank; /* series */
+    uint32_t k;    /* bucket */
+    uint32_t mi;   /* the row's metric in uq_ids.metrics */
+    int row;
+} uq_crow;
+
+static int uq_crow_cmp(const void *pa, const void *pb) {
+    const uq_crow *a = pa, *b = pb;
+    if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+    return (a->k > b->k) - (a->k < b->k);
+}
+
+static int uq_metric_code_cmp(const void *pa, const void *pb, void *arg) {
+    const uq_metric *m = arg;
+    return strcmp(m[*(const uint32_t *)pa].code, m[*(const uint32_t *)pb].code);
+}
+
+/* The formatted bucket boundaries, each formatted once (lazily: with fill
+ * unset only the boundaries of rows are needed). */
+typedef struct uq_tstab {
+    char (*s)[TS_FMT_MAX];
+    int8_t *len; /* -1 = not formatted yet */
+    const int64_t *starts;
+    size_t nb;
+    int64_t to;
+} uq_tstab;
+
+/* Boundary k (k == nb: to). */
+static const char *uq_ts(uq_tstab *t, size_t k, size_t *len) {
+    if (t->len[k] < 0) {
+        int n = ts_format(k < t->nb ? t->starts[k] : t->to, t->s[k], TS_FMT_MAX);
+        if (n < 0) { /* out of range: an empty string, as ever */
+            t->s[k][0] = '\0';
+            n = 0;
+        }
+        t->len[k] = (int8_t)n;
+    }
+    *len = (size_t)t->len[k];
+    return t->s[k];
+}
+
+static char *uq_put(char *w, const char *s, size_t n) {
+    memcpy(w, s, n);
+    return w + n;
+}
+#define UQ_PUTL(w, lit) uq_put((w), (lit), sizeof(lit) - 1)
+
+/* Bytes one row may take besides its series text: the literal parts, two
+ * boundaries, a quantity, an event count and the comma before it. */
+#define UQ_ROW_MAX                                                                                 \
+    (sizeof "{\"bucket_start\":\"\",\"bucket_end\":\"\",\"quantity\":\"\",\"events\":}," +         \
+     2 * TS_FMT_MAX + UQ_NUM_MAX + 24)
+
+/* Appends one row (no bounds checks: the caller reserved UQ_ROW_MAX +
+ * midlen).  mid is the series text (",\"customer_id\":…,\"metric\":…"). */
+static char *uq_row(char *w, bool *first, uq_tstab *t, size_t k, const char *mid, size_t midlen,
+                    const char *qty, size_t qlen, const char *ev, size_t evlen) {
+    size_t n;
+    const char *s;
+    if (!*first) *w++ = ',';
+    *first = false;
+    w = UQ_PUTL(w, "{\"bucket_start\":\"");
+    s = uq_ts(t, k, &n);
+    w = uq_put(w, s, n);
+    w = UQ_PUTL(w, "\",\"bucket_end\":\"");
+    s = uq_ts(t, k + 1, &n);
+    w = uq_put(w, s, n);
+    *w++ = '"';
+    w = uq_put(w, mid, midlen);
+    w = UQ_PUTL(w, ",\"quantity\":\"");
+    w = uq_put(w, qty, qlen);
+    w = UQ_PUTL(w, "\",\"events\":");
+    w = uq_put(w, ev, evlen);
+    *w++ = '}';
+    return w;
+}
+
+/* Renders one customer's rows (k_agg_sql_cust, binary) with the metric map
+ * of uq_resolve: the same JSON as agg_emit over the same rows — series in
+ * metric-code byte order, each in time order, empty buckets as "0" when
+ * fill is set — built in one pass into one reservation.  cust is the
+ * customer's external id when grouped by customer; the metric's code is
+ * shown when grouped by metric (without, one metric is in scope).  Rows
+ * arrive in primary-key order, (metric id, bucket): a counting sort by
+ * code rank is all the ordering they need (anything else is sorted).
+ * starts[0..nb) ascending, to ends the last.  0, -1 out of memory, -2 a
+ * result this code does not understand (cannot happen). */
+static int agg_render_cust(buf *b, const PGresult *res, const uq_ids *ids, const char *cust,
+                           bool by_metric, const int64_t *starts, size_t nb, int64_t to,
+                           bool fill) {
+    assert(nb > 0);
     int n = PQntuples(res);
-    uq_key *ord = malloc((size_t)(n ? n : 1) * sizeof *ord);
-    char *qtys = malloc((size_t)(n ? n : 1) * UQ_QTY_MAX);
-    if (!ord || !qtys) {
-        free(ord);
-        free(qtys);
-        return false;
-    }
-    size_t m = 0;
+    if (PQnfields(res) != C_NCOLS) return -2;
+    for (int c = 0; c < C_NCOLS; c++)
+        if (PQftype(res, c) != k_cust_types[c] || PQfformat(res, c) != 1) return -2;
+    size_t nm = ids->nmetrics ? ids->nmetrics : 1;
+    int rc = -1;
+    uq_crow *rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
+    uq_crow *sorted = malloc((size_t)(n ? n : 1) * sizeof *sorted);
+    uint32_t *by_code = malloc(nm * sizeof *by_code);
+    uint32_t *rank = malloc(nm * sizeof *rank);
+    size_t *first_of = calloc(nm + 1, sizeof *first_of);
+    uq_tstab t = {malloc((nb + 1) * sizeof *t.s), malloc(nb + 1), starts, nb, to};
+    buf mid;
+    buf_init(&mid);
+    if (!rows || !sorted || !by_code || !rank || !first_of || !t.s || !t.len) goto out;
+    memset(t.len, -1, nb + 1);
+    /* series order: metric codes in byte order (strcmp, as uq_key_cmp) */
+    for (size_t i = 0; i < ids->nmetrics; i++) by_code[i] = (uint32_t)i;
+    if (by_metric && ids->nmetrics > 1)
+        qsort_r(by_code, ids->nmetrics, sizeof *by_code, uq_metric_code_cmp, ids->metrics);
+    for (size_t i = 0; i < ids->nmetrics; i++) rank[by_code[i]] = by_metric ? (uint32_t)i : 0;
+
+    size_t m = 0, last = 0;
     for (int j = 0; j < n; j++) {
-        long long mid = strtoll(PQgetvalue(res, j, 0), NULL, 10);
-        const uq_metric *me = NULL;
-        for (size_t k = 0; k < ids->nmetrics && !me; k++)
-            if (ids->metrics[k].id == mid) me = &ids->metrics[k];
-        if (ML_NEVER(!me)) continue;
-        const char *v = me->agg == 'c'   ? PQgetvalue(res, j, 3)
-                        : me->agg == 'm' ? PQgetvalue(res, j, 4)
-                                         : PQgetvalue(res, j, 2);
-        ord[m++] = (uq_key){NULL,
-                            cust,
-                            by_metric ? me->code : NULL,
-                            strtoll(PQgetvalue(res, j, 1), NULL, 10),
-                            trim_dec(v, qtys + (size_t)j * UQ_QTY_MAX, UQ_QTY_MAX),
-                            PQgetvalue(res, j, 3)};
+        if (PQgetlength(res, j, C_METRIC) != 8 || PQgetlength(res, j, C_BUCKET) != 8) {
+            rc = -2;
+            goto out;
+        }
+        long long mid_id = uq_be64(PQgetvalue(res, j, C_METRIC));
+        if (last >= ids->nmetrics || ids->metrics[last].id != mid_id) {
+            last = ids->nmetrics;
+            for (size_t i = 0; i < ids->nmetrics; i++)
+                if (ids->metrics[i].id == mid_id) last = i;
+        }
+        if (ML_NEVER(last >= ids->nmetrics)) continue; /* a metric not asked for */
+        /* the bucket: whole UTC hours (the table's CHECK), so exact µs */
+        int64_t pg_us = uq_be64(PQgetvalue(res, j, C_BUCKET));
+        if (pg_us > INT64_MAX - UQ_PG_EPOCH_US || pg_us < INT64_MIN + UQ_PG_EPOCH_US) {
+            rc = -2;
+            goto out;
+        }
+        int64_t s = pg_us + UQ_PG_EPOCH_US;
+        size_t lo = 0, hi = nb; /* first start >= s */
+        while (lo < hi) {
+            size_t md = lo + (hi - lo) / 2;
+            if (starts[md] < s)
+                lo = md + 1;
+            else
+                hi = md;
+        }
+        if (ML_NEVER(lo == nb || starts[lo] != s)) { /* a row outside the bucket list */
+            rc = -2;
+            goto out;
+        }
+        rows[m++] = (uq_crow){rank[last], (uint32_t)lo, (uint32_t)last, j};
     }
-    agg_emit(b, ord, m, starts, nb, to, !cust && !by_metric, fill);
-    free(ord);
-    free(qtys);
-    return true;
+    /* counting sort by series (stable: each series keeps its scan order) */
+    uint32_t ns = by_metric ? (uint32_t)ids->nmetrics : 1;
+    if (ns == 0) ns = 1;
+    for (size_t i = 0; i < m; i++) first_of[rows[i].rank + 1]++;
+    for (uint32_t s = 0; s < ns; s++) first_of[s + 1] += first_of[s];
+    for (size_t i = 0; i < m; i++) sorted[first_of[rows[i].rank]++] = rows[i];
+    for (size_t i = 1; i < m; i++) /* time order within a series */
+        if (uq_crow_cmp(&sorted[i - 1], &sorted[i]) > 0) {
+            qsort(sorted, m, sizeof *sorted, uq_crow_cmp);
+            break;
+        }
+
+    /* one reservation for the whole answer */
+    size_t series_text = 0;
+    if (cust) series_text += sizeof ",\"customer_id\":\"\"" + 6 * strlen(cust);
+    if (by_metric) series_text += sizeof ",\"metric\":\"\"" + 6 * 64;
+    size_t nrows = m;
+    if (fill) nrows = (m ? ns : 1) * nb;
+    if (nrows > SIZE_MAX / (UQ_ROW_MAX + series_text) - 8) goto out;
+    if (!buf_reserve(b, nrows * (UQ_ROW_MAX + series_text) + 8)) goto out;
+
+    char *w = b->p + b->len;
+    bool first = true;
+    char qty[UQ_NUM_MAX], ev[24];
+    if (m == 0) {
+        if (fill && !cust && !by_metric) /* the single series, all empty */
+            for (size_t k = 0; k < nb; k++) w = uq_row(w, &first, &t, k, "", 0, "0", 1, "0", 1);
+        b->len = (size_t)(w - b->p);
+        b->p[b->len] = '\0';
+        rc = 0;
+        goto out;
+    }
+    for (size_t i = 0; i < m;) {
+        /* the series text: ,"customer_id":"…","metric":"…" (grouped by
+         * metric, a series is one metric) */
+        const uq_metric *me = &ids->metrics[sorted[i].mi];
+        mid.len = 0;
+        if (cust) {
+            buf_adds(&mid, ",\"customer_id\":");
+            json_str(&mid, cust);
+        }
+        if (by_metric) {
+            buf_adds(&mid, ",\"metric\":");
+            json_str(&mid, me->code);
+        }
+        if (mid.oom) goto out;
+        const char *ms = mid.p ? mid.p : "";
+        size_t k = 0;
+        uint32_t series = sorted[i].rank;
+        for (; i < m && sorted[i].rank == series; i++) {
+            int j = sorted[i].row;
+            size_t kk = sorted[i].k;
+            for (; fill && k < kk; k++) w = uq_row(w, &first, &t, k, ms, mid.len, "0", 1, "0", 1);
+            /* the reported value: events (count), else the value column
+             * (max_quantity or quantity, chosen by the query) */
+            if (PQgetlength(res, j, C_EVENTS) != 8) {
+                rc = -2;
+                goto out;
+            }
+            size_t evlen = uq_i64_text(uq_be64(PQgetvalue(res, j, C_EVENTS)), ev);
+            const uq_metric *rm = &ids->metrics[sorted[i].mi];
+            const char *qp = ev;
+            size_t qlen = evlen;
+            if (rm->agg != 'c') {
+                int ql =
+                    PQgetisnull(res, j, C_VALUE)
+                        ? -1
+                        : uq_numeric_text(PQgetvalue(res, j, C_VALUE),
+                                          (size_t)PQgetlength(res, j, C_VALUE), qty, sizeof qty);
+                if (ql < 0) {
+                    rc = -2;
+                    goto out;
+                }
+                qp = qty;
+                qlen = (size_t)ql;
+            }
+            w = uq_row(w, &first, &t, kk, ms, mid.len, qp, qlen, ev, evlen);
+            k = kk + 1;
+        }
+        for (; fill && k < nb; k++) w = uq_row(w, &first, &t, k, ms, mid.len, "0", 1, "0", 1);
+    }
+    b->len = (size_t)(w - b->p);
+    b->p[b->len] = '\0';
+    rc = 0;
+out:
+    buf_free(&mid);
+    free(rows);
+    free(sorted);
+    free(by_code);
+    free(rank);
+    free(first_of);
+    free(t.s);
+    free(t.len);
+    return rc;
 }
 
 void h_usage_aggregate(api_req *r) {
@@ -1027,6 +1353,7 @@ void h_usage_aggregate(api_req *r) {
     if (uq_read_params(r, &p)) return;
     uq_ids ids = {0};
     int64_t *starts = NULL;
+    char *max_ids = NULL, *count_ids = NULL;
     PGresult *res = NULL;
     db_err e;
     int64_t from = 0, to = 0;
@@ -1143,8 +1470,17 @@ void h_usage_aggregate(api_req *r) {
                          sto};
     /* one customer: its rollup rows straight from the primary key */
     bool one_cust_rows = rows_are_output && ids.cust && ids.metric_ids && ids.nmetrics > 0;
+    if (one_cust_rows) {
+        max_ids = uq_ids_with_agg(&ids, 'm');
+        count_ids = uq_ids_with_agg(&ids, 'c');
+        if (!max_ids || !count_ids) {
+            api_err(r, 503, "unavailable", "out of memory");
+            goto out;
+        }
+    }
     if (one_cust_rows)
-        res = DB_EXECP(r->db, &e, k_agg_sql_cust, org, one_cust, ids.metric_ids, sfrom, sto);
+        res = DB_EXECP_BIN(r->db, &e, k_agg_sql_cust, org, one_cust, ids.metric_ids, sfrom, sto,
+                           max_ids, count_ids);
     else
         res = rows_are_output ? db_exec(r->db, &e, k_agg_sql_rows, 5, vr)
                               : db_exec(r->db, &e,
@@ -1161,16 +1497,21 @@ void h_usage_aggregate(api_req *r) {
     /* one allocation for the usual reply (~130 bytes a bucket), not a dozen
      * reallocations and their page faults */
     size_t want = (a.fill_zero ? nb : (size_t)PQntuples(res)) * 140 + 64;
-    if (want < 4u << 20) buf_reserve(&b, want);
+    if (!one_cust_rows && want < 4u << 20) buf_reserve(&b, want); /* that one reserves itself */
     buf_adds(&b, "{\"data\":[");
-    if (one_cust_rows
-            ? !agg_render_cust(&b, res, &ids, a.by_customer ? uq_get(&p, "customer_id") : NULL,
-                               a.by_metric, starts, nb, to, a.fill_zero)
-            : !agg_render(&b, res, starts, nb, to, with_org, a.by_customer, a.by_metric,
-                          a.fill_zero))
-        b.oom = true;
+    int rrc = 0; /* -1 out of memory, -2 a result not understood */
+    if (one_cust_rows)
+        rrc = agg_render_cust(&b, res, &ids, a.by_customer ? uq_get(&p, "customer_id") : NULL,
+                              a.by_metric, starts, nb, to, a.fill_zero);
+    else if (!agg_render(&b, res, starts, nb, to, with_org, a.by_customer, a.by_metric,
+                         a.fill_zero))
+        rrc = -1;
     buf_adds(&b, "]}");
-    if (b.oom)
+    if (ML_NEVER(rrc == -2)) {
+        LOG_KV(LOG_ERROR, "usage aggregate: unexpected rollup result",
+               LF_S("request_id", r->request_id));
+        api_err(r, 500, "internal", "internal error (request %s)", r->request_id);
+    } else if (rrc || b.oom)
         api_err(r, 503, "unavailable", "out of memory");
     else
         api_raw(r, 200, "application/json", b.p, b.len);
@@ -1178,6 +1519,8 @@ void h_usage_aggregate(api_req *r) {
 out:
     PQclear(res);
     free(starts);
+    free(max_ids);
+    free(count_ids);
     uq_ids_free(&ids);
     uq_params_free(&p);
 }

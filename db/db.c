@@ -140,20 +140,32 @@ PGresult *db_exec(db *d, db_err *e, const char *sql, int n, const char *const *p
     return checked(d, e, PQexecParams(d->conn, sql, n, NULL, params, NULL, NULL, 0));
 }
 
-PGresult *db_exec_prep(db *d, db_err *e, const char *sql, int n, const char *const *params) {
+/* db_exec_prep / db_exec_prep_bin: results in text (0) or binary (1). */
+static PGresult *exec_prep(db *d, db_err *e, const char *sql, int n, const char *const *params,
+                           int result_format) {
     if (db_ensure(d, e)) return NULL;
     int i = 0;
     while (i < d->nprep && d->prep[i] != sql) i++;
     char name[16];
     snprintf(name, sizeof name, "ml_p%d", i);
     if (i == d->nprep) {
-        if (d->nprep == DB_MAX_PREP) return db_exec(d, e, sql, n, params);
+        if (d->nprep == DB_MAX_PREP)
+            return checked(d, e,
+                           PQexecParams(d->conn, sql, n, NULL, params, NULL, NULL, result_format));
         PGresult *p = checked(d, e, PQprepare(d->conn, name, sql, n, NULL));
         if (!p) return NULL;
         PQclear(p);
         d->prep[d->nprep++] = sql;
     }
-    return checked(d, e, PQexecPrepared(d->conn, name, n, params, NULL, NULL, 0));
+    return checked(d, e, PQexecPrepared(d->conn, name, n, params, NULL, NULL, result_format));
+}
+
+PGresult *db_exec_prep(db *d, db_err *e, const char *sql, int n, const char *const *params) {
+    return exec_prep(d, e, sql, n, params, 0);
+}
+
+PGresult *db_exec_prep_bin(db *d, db_err *e, const char *sql, int n, const char *const *params) {
+    return exec_prep(d, e, sql, n, params, 1);
 }
 
 int db_cmd_prep(db *d, db_err *e, const char *sql, int n, const char *const *params) {

@@ -56,6 +56,15 @@ int db_cmd(db *d, db_err *e, const char *sql, int n, const char *const *params);
  * up to 64 per connection, beyond that plain db_exec. */
 PGresult *db_exec_prep(db *d, db_err *e, const char *sql, int n, const char *const *params);
 int db_cmd_prep(db *d, db_err *e, const char *sql, int n, const char *const *params);
+/* db_exec_prep with every result column in binary format (PQgetvalue gives
+ * the type's send representation: big-endian int8, numeric base-10000
+ * digits, timestamptz as int64 µs since 2000-01-01): for hot statements
+ * whose caller decodes the values itself.  Parameters stay text. */
+PGresult *db_exec_prep_bin(db *d, db_err *e, const char *sql, int n, const char *const *params);
+#define DB_EXECP_BIN(d, e, sql, ...)                                                               \
+    db_exec_prep_bin((d), (e), (sql),                                                              \
+                     (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),          \
+                     (const char *const[]){__VA_ARGS__})
 #define DB_EXECP(d, e, sql, ...)                                                                   \
     db_exec_prep((d), (e), (sql), (int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)), \
                  (const char *const[]){__VA_ARGS__})

@@ -10,7 +10,10 @@
  * mktime, not PostgreSQL's), compared bucket by bucket — hour, day and month,
  * in UTC, America/New_York across both DST changes (25- and 23-hour days),
  * Asia/Kolkata (+05:30) and Asia/Kathmandu (+05:45), for sum, count, max and
- * unique_count, with group_by and fill=zero.
+ * unique_count, with group_by and fill=zero.  One customer by the hour (the
+ * binary fast path) is also checked on edge decimals stored straight into
+ * the rollup (0, 10^-12, 12 decimals, 38 digits, negative maxima, the
+ * largest bigint), against literal expectations and against the text path.
  *
  * The CSV export of 200,000 rows must stream: the server's peak RSS (VmHWM)
  * may grow by less than 40 MB (the server runs with a small ASan quarantine
@@ -513,6 +516,196 @@ Test(usage_query, aggregate_group_by_filters_and_fill) {
     cr_expect_str_eq(th_str(json_array_get(json_object_get(r.json, "data"), 5), "quantity"), "0");
     th_resp_free(&r);
     free(v);
+}
+
+/* ---- one customer by the hour: binary rollup values ------------------------
+ * k_agg_sql_cust reads the rollup in PostgreSQL's binary format and writes
+ * the decimals itself (base-10000 digits → text, trailing zeros dropped).
+ * Edge values, stored straight into usage_rollup_hour, must come out as
+ * trim_scale(v)::text would print them; and the whole answer must equal
+ * the one the text path (k_agg_sql_rows: every customer, trim_scale in SQL)
+ * gives for the same customer.  The organization has no unique_count metric
+ * (else the fast path does not apply), and its metric codes sort in another
+ * order than their ids (series come in code order). */
+
+typedef struct edge {
+    const char *in, *out;
+} edge;
+
+/* sum metric: quantity (numeric(38,12), >= 0) */
+static const edge k_sum_edges[] = {
+    {"0", "0"},
+    {"0.000000000000", "0"},
+    {"0.000000000001", "0.000000000001"},
+    {"0.00001", "0.00001"},
+    {"0.0001", "0.0001"},
+    {"0.1", "0.1"},
+    {"1.10", "1.1"},
+    {"5.000000000000", "5"},
+    {"12.345678901234", "12.345678901234"},
+    {"9999.9999", "9999.9999"},
+    {"10000", "10000"},
+    {"10000.0001", "10000.0001"},
+    {"100.000100010001", "100.000100010001"},
+    {"100000000", "100000000"},
+    {"123456789.000000000001", "123456789.000000000001"},
+    {"1000000000000.5", "1000000000000.5"},
+    {"20000000000000000000000000", "20000000000000000000000000"},
+    {"99999999999999999999999999.999999999999", "99999999999999999999999999.999999999999"},
+};
+
+/* max metric: max_quantity (may be negative) */
+static const edge k_max_edges[] = {
+    {"-5.5", "-5.5"},
+    {"-0.000000000001", "-0.000000000001"},
+    {"-10000", "-10000"},
+    {"0", "0"},
+    {"7.250", "7.25"},
+    {"-99999999999999999999999999.999999999999", "-99999999999999999999999999.999999999999"},
+};
+
+static th_resp agg_get(const char *tok, const char *query) {
+    char url[512];
+    snprintf(url, sizeof url, "/v1/usage/aggregate?%s", query);
+    th_resp r = th_auth(srv, tok, "GET", url, NULL);
+    cr_assert_eq(r.status, 200, "%s: %ld %s", url, r.status, r.body);
+    return r;
+}
+
+/* The rows of data whose customer_id is cust (all when cust is NULL). */
+static json_t *rows_of(const th_resp *r, const char *cust) {
+    json_t *out = json_array(), *row;
+    cr_assert(out);
+    size_t i;
+    json_array_foreach(json_object_get(r->json, "data"), i, row) {
+        if (!cust || !strcmp(th_str(row, "customer_id"), cust))
+            cr_assert_eq(json_array_append(out, row), 0);
+    }
+    return out;
+}
+
+Test(usage_query, aggregate_one_customer_binary_values_are_exact) {
+    char tok[128], slug[64];
+    th_signup(srv, tok, slug, NULL);
+    static const char *const custs[] = {"b,co\"x", "plain"};
+    for (size_t i = 0; i < ML_ARRAY_LEN(custs); i++) {
+        json_t *o = json_pack("{s:s, s:s}", "external_id", custs[i], "name", "C");
+        char *s = json_dumps(o, JSON_COMPACT);
+        th_resp r = th_auth(srv, tok, "POST", "/v1/customers", s);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        th_resp_free(&r);
+        free(s);
+        json_decref(o);
+    }
+    /* created in this order (ids ascending), answered in code order */
+    static const char *const codes[] = {"z_sum", "a_cnt", "m_max", "k_sum"};
+    static const char *const aggs[] = {"sum", "count", "max", "sum"};
+    for (size_t i = 0; i < ML_ARRAY_LEN(codes); i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"code\":\"%s\",\"name\":\"M\",\"aggregation\":\"%s\"}",
+                 codes[i], aggs[i]);
+        th_resp r = th_auth(srv, tok, "POST", "/v1/metrics", body);
+        cr_assert_eq(r.status, 201, "%s", r.body);
+        th_resp_free(&r);
+    }
+    PGconn *pg = th_pg();
+    /* $1 slug, $2 customer, $3 metric code, $4 hour of 2026-10-05, $5
+     * quantity, $6 events, $7 max_quantity */
+    static const char ins[] =
+        "INSERT INTO usage_rollup_hour (org_id, customer_id, metric_id, bucket, quantity, events,"
+        "                               max_quantity)"
+        "SELECT o.id, c.id, m.id, timestamptz '2026-10-05T00:00:00Z' + $4::int * interval '1 hour',"
+        "       $5::numeric, $6::bigint, $7::numeric"
+        "  FROM organizations o JOIN customers c ON c.org_id = o.id AND c.external_id = $2"
+        "  JOIN metrics m ON m.org_id = o.id AND m.code = $3 WHERE o.slug = $1";
+    char h[8], nev[24];
+    for (size_t i = 0; i < ML_ARRAY_LEN(k_sum_edges); i++) {
+        snprintf(h, sizeof h, "%zu", i);
+        snprintf(nev, sizeof nev, "%zu", i + 1);
+        PQclear(TH_Q(pg, ins, slug, custs[0], "z_sum", h, k_sum_edges[i].in, nev, "1"));
+        /* the other sum metric in every other hour (gaps for fill) */
+        if (i % 2) PQclear(TH_Q(pg, ins, slug, custs[0], "k_sum", h, k_sum_edges[i].in, nev, "1"));
+        PQclear(TH_Q(pg, ins, slug, custs[1], "z_sum", h, "3", "1", "3"));
+    }
+    for (size_t i = 0; i < ML_ARRAY_LEN(k_max_edges); i++) {
+        snprintf(h, sizeof h, "%zu", i + 3);
+        PQclear(TH_Q(pg, ins, slug, custs[0], "m_max", h, "0", "2", k_max_edges[i].in));
+    }
+    /* counts: events, up to the largest bigint */
+    PQclear(TH_Q(pg, ins, slug, custs[0], "a_cnt", "0", "1", "1", "1"));
+    PQclear(TH_Q(pg, ins, slug, custs[0], "a_cnt", "23", "5", "9223372036854775807", "5"));
+    PQfinish(pg);
+
+    static const char day[] = "from=2026-10-05T00:00:00Z&to=2026-10-06T00:00:00Z&granularity=hour";
+    char q[256];
+    /* (1) the values, as PostgreSQL prints them */
+    snprintf(q, sizeof q, "%s&customer_id=b%%2Cco%%22x&metric=z_sum", day);
+    th_resp r = agg_get(tok, q);
+    json_t *data = json_object_get(r.json, "data");
+    cr_assert_eq(json_array_size(data), ML_ARRAY_LEN(k_sum_edges), "%s", r.body);
+    for (size_t i = 0; i < ML_ARRAY_LEN(k_sum_edges); i++) {
+        json_t *row = json_array_get(data, i);
+        cr_expect_str_eq(th_str(row, "quantity"), k_sum_edges[i].out, "sum of %s",
+                         k_sum_edges[i].in);
+        cr_expect_eq(json_integer_value(json_object_get(row, "events")), (json_int_t)i + 1);
+        cr_expect_null(json_object_get(row, "metric"), "one metric, not grouped by metric");
+    }
+    th_resp_free(&r);
+    snprintf(q, sizeof q, "%s&customer_id=b%%2Cco%%22x&metric=m_max", day);
+    r = agg_get(tok, q);
+    data = json_object_get(r.json, "data");
+    cr_assert_eq(json_array_size(data), ML_ARRAY_LEN(k_max_edges), "%s", r.body);
+    for (size_t i = 0; i < ML_ARRAY_LEN(k_max_edges); i++)
+        cr_expect_str_eq(th_str(json_array_get(data, i), "quantity"), k_max_edges[i].out,
+                         "max of %s", k_max_edges[i].in);
+    th_resp_free(&r);
+    snprintf(q, sizeof q, "%s&customer_id=b%%2Cco%%22x&metric=a_cnt&fill=zero", day);
+    r = agg_get(tok, q);
+    data = json_object_get(r.json, "data");
+    cr_assert_eq(json_array_size(data), 24, "%s", r.body);
+    cr_expect_str_eq(th_str(json_array_get(data, 0), "quantity"), "1");
+    cr_expect_str_eq(th_str(json_array_get(data, 1), "quantity"), "0");
+    cr_expect_eq(json_integer_value(json_object_get(json_array_get(data, 1), "events")), 0);
+    cr_expect_str_eq(th_str(json_array_get(data, 23), "quantity"), "9223372036854775807");
+    th_resp_free(&r);
+
+    /* (2) every metric, with and without fill: the same rows as the text
+     * path's answer for every customer, series in code order */
+    static const char *const fills[] = {"", "&fill=zero"};
+    for (size_t f = 0; f < ML_ARRAY_LEN(fills); f++) {
+        snprintf(q, sizeof q, "%s&customer_id=b%%2Cco%%22x&group_by=customer,metric%s", day,
+                 fills[f]);
+        th_resp one = agg_get(tok, q);
+        snprintf(q, sizeof q, "%s&group_by=customer,metric%s", day, fills[f]);
+        th_resp all = agg_get(tok, q);
+        json_t *a = rows_of(&one, NULL), *b = rows_of(&all, custs[0]);
+        cr_expect(json_array_size(a) > 0);
+        cr_expect(json_equal(a, b), "one customer:\n%s\nevery customer:\n%s", one.body, all.body);
+        const char *prev = "";
+        size_t i;
+        json_t *row;
+        json_array_foreach(a, i, row) {
+            const char *m = th_str(row, "metric");
+            cr_expect(strcmp(prev, m) <= 0, "series %s after %s", m, prev);
+            prev = m;
+        }
+        if (f == 1) /* four series of 24 hours */
+            cr_expect_eq(json_array_size(a), 4 * 24);
+        json_decref(a);
+        json_decref(b);
+        th_resp_free(&one);
+        th_resp_free(&all);
+    }
+    /* (3) a customer with no rows: nothing, or 24 zero buckets as a single
+     * series */
+    snprintf(q, sizeof q, "%s&customer_id=plain&metric=m_max&fill=zero", day);
+    r = agg_get(tok, q);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "data")), 24, "%s", r.body);
+    th_resp_free(&r);
+    snprintf(q, sizeof q, "%s&customer_id=plain&metric=m_max&fill=zero&group_by=metric", day);
+    r = agg_get(tok, q);
+    cr_expect_eq(json_array_size(json_object_get(r.json, "data")), 0, "%s", r.body);
+    th_resp_free(&r);
 }
 
 Test(usage_query, aggregate_bucket_limit) {
