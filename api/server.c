@@ -91,6 +91,7 @@ struct api_loop {
     pthread_mutex_t mu;
     api_req *done_head, *done_tail;
     upl_loop *upl; /* upload.c: the connection filter's per-loop state */
+    api_ingest *ingest; /* ingest.c: this loop's usage batcher */
 };
 
 struct api_server {
@@ -120,6 +121,10 @@ int api_server_db_threads(const api_server *s) { return s->ndb; }
 struct event_base *api_loop_base(api_loop *l) {
     return l->base;
 }
+api_ingest *api_loop_ingest(api_loop *l) { return l->ingest; }
+
+/* The loop this thread runs (NULL on other threads). */
+static _Thread_local api_loop *tl_loop;
 
 /* ------------------------------------------------------------------------ */
 /* request life cycle                                                        */
@@ -279,7 +284,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
     }
 }
 
-/* Database thread → loop thread. */
+/* Any thread → r's loop thread. */
 static void complete(api_req *r) {
     api_loop *l = r->loop;
     r->next = NULL;
@@ -310,9 +315,15 @@ static void run_handler(api_req *r) {
 }
 
 /* A pending request completes when both its taker (api_complete) and the
- * thread that ran its handler (release) are done with it. */
+ * thread that ran its handler (release) are done with it.  The last one on
+ * r's own loop thread (the usage batcher, on_request) sends the reply on the
+ * spot: no hand-off through the completion list. */
 static void release(api_req *r) {
-    if (atomic_fetch_sub(&r->hold, 1) == 1) complete(r);
+    if (atomic_fetch_sub(&r->hold, 1) != 1) return;
+    if (tl_loop == r->loop)
+        finish(r);
+    else
+        complete(r);
 }
 
 void api_complete(api_req *r) { release(r); }
@@ -773,6 +784,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg) {
 
 static void *loop_main(void *arg) {
     api_loop *l = arg;
+    tl_loop = l;
     event_base_loop(l->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
@@ -833,6 +845,8 @@ static int loop_init(api_server *s, api_loop *l, char *err, size_t errlen) {
     evhttp_set_gencb(l->http, on_request, l);
     l->upl = upl_loop_new(l->http, s->cfg, err, errlen); /* streams bodies (upload.c) */
     if (!l->upl) return -1;
+    l->ingest = api_ingest_new(l->base, s->cfg, err, errlen); /* usage batcher (ingest.c) */
+    if (!l->ingest) return -1;
     evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                             EVHTTP_REQ_OPTIONS);
@@ -860,6 +874,8 @@ static int loop_init(api_server *s, api_loop *l, char *err, size_t errlen) {
 }
 
 static void loop_destroy(api_loop *l) {
+    api_ingest_free(l->ingest); /* normally done already (api_server_run) */
+    l->ingest = NULL;
     if (l->http) evhttp_free(l->http);
     if (l->done_ev) event_free(l->done_ev);
     if (l->stop_ev) event_free(l->stop_ev);
@@ -904,10 +920,6 @@ int api_server_run(const cfg *c) {
     }
     int swept = upl_sweep(c->storage_dir, UPL_SWEEP_AGE_S);
     if (swept > 0) LOG_KV(LOG_INFO, "removed stale upload spools", LF_I("files", swept));
-    if (api_ingest_start(c, err, sizeof err)) {
-        LOG_KV(LOG_ERROR, "cannot start the usage batcher", LF_S("error", err));
-        goto out_close;
-    }
     s->nloops = c->api_threads;
     s->ndb = c->db_threads;
     s->loops = calloc((size_t)s->nloops, sizeof *s->loops);
@@ -968,13 +980,15 @@ out_stop:
     pthread_cond_broadcast(&s->qcv);
     pthread_mutex_unlock(&s->qmu);
     for (int i = 0; i < nd; i++) pthread_join(s->dbth[i], NULL);
-    api_ingest_stop(); /* answers what it still holds while the loops run */
     for (int i = 0; i < nl; i++) {
         event_base_loopexit(s->loops[i].base, NULL);
         pthread_join(s->loops[i].th, NULL);
     }
-    /* Requests completed after the loops stopped (grace over): free them. */
+    /* Requests completed after the loops stopped (grace over; the usage
+     * batchers answer what they still hold with 503): free them. */
     for (int i = 0; i < nl; i++) {
+        api_ingest_free(s->loops[i].ingest);
+        s->loops[i].ingest = NULL;
         api_req *r = s->loops[i].done_head;
         while (r) {
             api_req *n = r->next;
@@ -993,7 +1007,6 @@ out_stop:
     }
     LOG_KV(LOG_INFO, "stopped", LF_I("pid", getpid()));
 out_close:
-    api_ingest_stop(); /* no-op unless started */
     if (s->lfd >= 0) close(s->lfd);
     free(s->loops);
     free(s->dbth);

@@ -85,28 +85,35 @@ void jq_set_retention_ms(jq *q, int64_t ms) {
     q->retention_ms = ms > 0 ? ms : JQ_DEFAULT_RETENTION_MS;
 }
 
-/* Loads every script, each prefixed with lua/lib.lua (the shared helpers). */
-static int load_scripts(jq *q, char *err, size_t errlen) {
+/* Script i as SCRIPT LOAD takes it: lua/lib.lua (the shared helpers), a
+ * newline, the script.  malloc'd (NULL: out of memory or not compiled in,
+ * err filled). */
+static char *script_text(int i, size_t *len, char *err, size_t errlen) {
     const ml_embedded *lib = ml_embed_find(jq_scripts, "lua/lib.lua");
-    if (ML_NEVER(!lib)) {
-        snprintf(err, errlen, "lua/lib.lua is not compiled in");
-        return JQ_ERR;
+    const ml_embedded *s = ml_embed_find(jq_scripts, k_names[i]);
+    if (ML_NEVER(!lib || !s)) {
+        snprintf(err, errlen, "script %s is not compiled in", lib ? k_names[i] : "lua/lib.lua");
+        return NULL;
     }
+    *len = lib->len + 1 + s->len;
+    char *text = malloc(*len + 1);
+    if (!text) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    memcpy(text, lib->data, lib->len);
+    text[lib->len] = '\n';
+    memcpy(text + lib->len + 1, s->data, s->len);
+    text[*len] = '\0';
+    return text;
+}
+
+/* Loads every script. */
+static int load_scripts(jq *q, char *err, size_t errlen) {
     for (int i = 0; i < S_COUNT; i++) {
-        const ml_embedded *s = ml_embed_find(jq_scripts, k_names[i]);
-        if (ML_NEVER(!s)) {
-            snprintf(err, errlen, "script %s is not compiled in", k_names[i]);
-            return JQ_ERR;
-        }
-        size_t len = lib->len + 1 + s->len;
-        char *text = malloc(len + 1);
-        if (!text) {
-            snprintf(err, errlen, "out of memory");
-            return JQ_ERR;
-        }
-        memcpy(text, lib->data, lib->len);
-        text[lib->len] = '\n';
-        memcpy(text + lib->len + 1, s->data, s->len + 1);
+        size_t len;
+        char *text = script_text(i, &len, err, errlen);
+        if (!text) return JQ_ERR;
         const char *argv[] = {"SCRIPT", "LOAD", text};
         size_t lens[] = {6, 4, len};
         redisReply *rep = rds_cmdargv(q->r, err, errlen, 3, argv, lens);
@@ -179,23 +186,13 @@ static const char *elem_str(const redisReply *r, char *buf, size_t cap) {
     return "";
 }
 
-int jq_enqueue_many(jq *q, jq_new *jobs, size_t n, char *err, size_t errlen) {
-    if (n == 0) return JQ_OK;
-    if (n > 100000) {
-        snprintf(err, errlen, "batch too large");
-        return JQ_ERR;
-    }
-    int argc = 2 + 7 * (int)n;
-    const char **argv = calloc((size_t)argc, sizeof *argv);
-    char(*nums)[4][24] = calloc(n, sizeof *nums); /* org, max_attempts, delay, keep */
-    char snow[24], sn[24];
-    int rc = JQ_ERR;
-    if (!argv || !nums) {
-        snprintf(err, errlen, "out of memory");
-        goto out;
-    }
-    snprintf(snow, sizeof snow, "%lld", (long long)now_ms());
-    snprintf(sn, sizeof sn, "%zu", n);
+/* The enqueue script's ARGV for jobs: now n, then 7 per job (see
+ * lua/enqueue_many.lua).  argv has 2 + 7n slots; nums (4 per job) and
+ * snow/sn hold the numbers it points into. */
+static void enqueue_args(const jq_new *jobs, size_t n, const char **argv, char (*nums)[4][24],
+                         char snow[24], char sn[24]) {
+    snprintf(snow, 24, "%lld", (long long)now_ms());
+    snprintf(sn, 24, "%zu", n);
     argv[0] = snow;
     argv[1] = sn;
     for (size_t i = 0; i < n; i++) {
@@ -217,20 +214,87 @@ int jq_enqueue_many(jq *q, jq_new *jobs, size_t n, char *err, size_t errlen) {
         a[5] = j->opts.dedupe_key ? j->opts.dedupe_key : "";
         a[6] = j->opts.keep_ms != 0 ? nums[i][3] : "";
     }
+}
+
+int jq_enqueue_reply(const redisReply *rep, jq_new *jobs, size_t n, char *err, size_t errlen) {
+    if (rep->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%s: %s", k_names[S_ENQUEUE], rep->str);
+        return strncmp(rep->str, "NOSCRIPT", 8) == 0 ? JQ_NOSCRIPT : JQ_ERR;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 * n) {
+        snprintf(err, errlen, "enqueue: unexpected reply");
+        return JQ_ERR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char b[32];
+        const char *id = elem_str(rep->element[2 * i], b, sizeof b);
+        snprintf(jobs[i].id, sizeof jobs[i].id, "%.*s", JQ_ID_MAX - 1, id);
+        jobs[i].existing = rep->element[2 * i + 1]->integer == 1;
+    }
+    return JQ_OK;
+}
+
+int jq_enqueue_many(jq *q, jq_new *jobs, size_t n, char *err, size_t errlen) {
+    if (n == 0) return JQ_OK;
+    if (n > JQ_ENQUEUE_MAX) {
+        snprintf(err, errlen, "batch too large");
+        return JQ_ERR;
+    }
+    int argc = 2 + 7 * (int)n;
+    const char **argv = calloc((size_t)argc, sizeof *argv);
+    char(*nums)[4][24] = calloc(n, sizeof *nums); /* org, max_attempts, delay, keep */
+    char snow[24], sn[24];
+    int rc = JQ_ERR;
+    if (!argv || !nums) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    enqueue_args(jobs, n, argv, nums, snow, sn);
     redisReply *rep = run(q, S_ENQUEUE, argc, argv, NULL, err, errlen);
     if (!rep) goto out;
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 * n) {
-        rc = JQ_OK;
-        for (size_t i = 0; i < n; i++) {
-            char b[32];
-            const char *id = elem_str(rep->element[2 * i], b, sizeof b);
-            snprintf(jobs[i].id, sizeof jobs[i].id, "%.*s", JQ_ID_MAX - 1, id);
-            jobs[i].existing = rep->element[2 * i + 1]->integer == 1;
-        }
-    } else {
-        snprintf(err, errlen, "enqueue: unexpected reply");
-    }
+    rc = jq_enqueue_reply(rep, jobs, n, err, errlen);
     freeReplyObject(rep);
+out:
+    free(argv);
+    free(nums);
+    return rc;
+}
+
+char *jq_enqueue_script(size_t *len, char *err, size_t errlen) {
+    return script_text(S_ENQUEUE, len, err, errlen);
+}
+
+int jq_enqueue_command(const char *sha, const jq_new *jobs, size_t n, char **cmd, size_t *len,
+                       char *err, size_t errlen) {
+    *cmd = NULL;
+    *len = 0;
+    if (n == 0 || n > JQ_ENQUEUE_MAX) {
+        snprintf(err, errlen, n ? "batch too large" : "no jobs");
+        return JQ_ERR;
+    }
+    int argc = 4 + 2 + 7 * (int)n;
+    const char **argv = calloc((size_t)argc, sizeof *argv);
+    char(*nums)[4][24] = calloc(n, sizeof *nums);
+    char snow[24], sn[24];
+    int rc = JQ_ERR;
+    if (!argv || !nums) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    argv[0] = "EVALSHA";
+    argv[1] = sha;
+    argv[2] = "1";
+    argv[3] = JQ_PREFIX;
+    enqueue_args(jobs, n, argv + 4, nums, snow, sn);
+    char *c = NULL;
+    long long l = redisFormatCommandArgv(&c, argc, argv, NULL);
+    if (l < 0 || !c) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    *cmd = c;
+    *len = (size_t)l;
+    rc = JQ_OK;
 out:
     free(argv);
     free(nums);

@@ -67,6 +67,7 @@ enum {
     JQ_LOST = 1,      /* the job is not (any more) active with this worker */
     JQ_NOT_FOUND = 2, /* no such job (or it expired) */
     JQ_BAD_STATE = 3, /* e.g. jq_retry of a job that is not dead */
+    JQ_NOSCRIPT = 4,  /* jq_enqueue_reply only: the script is not loaded */
 };
 
 typedef struct jq jq;
@@ -109,6 +110,20 @@ typedef struct jq_new {
     bool existing;      /* out: dedupe returned an earlier job */
 } jq_new;
 int jq_enqueue_many(jq *q, jq_new *jobs, size_t n, char *err, size_t errlen);
+#define JQ_ENQUEUE_MAX 100000 /* jobs per batch */
+
+/* The same batch enqueue on a connection of the caller's own (billing-api's
+ * loop threads use hiredis async contexts): the script to SCRIPT LOAD once
+ * per connection (malloc'd text, lib.lua prepended; NULL when out of memory,
+ * err filled), the EVALSHA command for jobs in RESP form (*cmd malloc'd,
+ * free with redisFreeCommand; for redisAsyncFormattedCommand; JQ_OK or
+ * JQ_ERR), and the decoding of its reply into jobs[].id / existing: JQ_OK,
+ * JQ_NOSCRIPT (load the script and send the command again) or JQ_ERR (err
+ * filled).  Pure but for the clock (now) read by jq_enqueue_command. */
+char *jq_enqueue_script(size_t *len, char *err, size_t errlen);
+int jq_enqueue_command(const char *sha, const jq_new *jobs, size_t n, char **cmd, size_t *len,
+                       char *err, size_t errlen);
+int jq_enqueue_reply(const redisReply *rep, jq_new *jobs, size_t n, char *err, size_t errlen);
 
 typedef struct jq_job {
     char id[JQ_ID_MAX];
