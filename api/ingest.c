@@ -1,13 +1,14 @@
 /* ingest.c — the usage batcher.  See ingest.h.
  *
- * DESIGN (how) — A batcher holds the waiting items (one per request), at
- * most one batch in flight (one EVALSHA), and the batches whose answer came
- * back.  Every change of state that may let work proceed (a new item, a
- * reply, a finished handshake, a lost connection) only records it and
- * activates kick_ev; on_kick then sends the next batch (written at once with
- * redisAsyncHandleWrite, so Redis starts on it while we reply) and answers
- * the finished ones.  Nothing is sent or answered from inside a hiredis
- * callback, and hiredis callbacks never see our structures half-changed.
+ * DESIGN (how) — The batcher holds the waiting items (one per request;
+ * shared with every loop thread under mu), at most one batch in flight (one
+ * EVALSHA), and the batches whose answer came back.  Every change of state
+ * that may let work proceed (a new item, a reply, a finished handshake, a
+ * lost connection) only records it and activates kick_ev; on_kick then sends
+ * the next batch (written at once with redisAsyncHandleWrite, so Redis starts
+ * on it while we reply) and answers the finished ones.  Nothing is sent or
+ * answered from inside a hiredis callback, and hiredis callbacks never see
+ * our structures half-changed.
  *
  * A NULL reply means hiredis is tearing the context down itself (I/O error,
  * Redis gone): we forget the context and never free it.  We free it
@@ -21,11 +22,12 @@
 #include "ts.h"
 #include <event2/event.h>
 #include <hiredis/async.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #define INGEST_JOB_EVENTS 10000
 #define INGEST_JOB_BYTES  (4u << 20)
-#define INGEST_MAX_QUEUED 200000 /* events waiting or in flight, per loop */
+#define INGEST_MAX_QUEUED 200000 /* events waiting or in flight */
 #define INGEST_TIMEOUT_MS 5000   /* a handshake or an enqueue without answer */
 
 typedef struct item {
@@ -56,6 +58,12 @@ typedef struct batch {
 enum { ST_DOWN, ST_CONNECTING, ST_READY };
 
 struct api_ingest {
+    /* ---- any loop thread, under mu ---- */
+    pthread_mutex_t mu;
+    item *head, *tail; /* waiting for the next batch */
+    size_t queued;     /* events waiting or in flight */
+    bool busy;         /* a batch is in flight: its answer kicks */
+    /* ---- the owner loop's thread ---- */
     struct event_base *base;
     rds_url u;
     char *script; /* the enqueue script as SCRIPT LOAD takes it */
@@ -65,8 +73,6 @@ struct api_ingest {
     int state;
     int hs_left; /* handshake replies still due */
     bool hs_failed;
-    item *head, *tail; /* waiting for the next batch */
-    size_t queued;     /* events waiting or in flight */
     batch *inflight;
     batch *done_head, *done_tail; /* answered by Redis (or failed), not yet replied */
     struct event *kick_ev;
@@ -109,7 +115,9 @@ char *api_ingest_payload(const char *rows, size_t len, int64_t min_us, int64_t m
 
 /* ---- replies ------------------------------------------------------------ */
 
-static void answer(api_ingest *g, item *it, int rc, const char *job_id, const char *why) {
+/* Fills it's reply and lets go of its request: sent right here for a request
+ * of this loop, handed to its own loop otherwise (api_complete). */
+static void answer(item *it, int rc, const char *job_id, const char *why) {
     if (rc == JQ_OK) {
         char body[32 + JQ_ID_MAX + 24];
         int n = snprintf(body, sizeof body, "{\"accepted\":%zu,\"job_id\":\"%s\"}", it->n, job_id);
@@ -118,8 +126,7 @@ static void answer(api_ingest *g, item *it, int rc, const char *job_id, const ch
         api_header(it->r, "Retry-After", "1");
         api_err(it->r, 503, "unavailable", "usage not accepted: %s", why);
     }
-    g->queued -= it->n;
-    api_complete(it->r); /* on the loop thread: the reply is sent here */
+    api_complete(it->r);
     free(it->rows);
     free(it);
 }
@@ -133,12 +140,17 @@ static void batch_free(batch *b) {
 }
 
 static void answer_batch(api_ingest *g, batch *b) {
+    size_t events = 0;
     for (item *it = b->items; it;) {
         item *next = it->next;
-        answer(g, it, b->rc, b->rc == JQ_OK ? b->jobs[it->job].id : NULL, b->why);
+        events += it->n;
+        answer(it, b->rc, b->rc == JQ_OK ? b->jobs[it->job].id : NULL, b->why);
         it = next;
     }
     batch_free(b);
+    pthread_mutex_lock(&g->mu);
+    g->queued -= events;
+    pthread_mutex_unlock(&g->mu);
 }
 
 static void kick(api_ingest *g) { event_active(g->kick_ev, EV_TIMEOUT, 0); }
@@ -150,6 +162,9 @@ static void batch_done(api_ingest *g, batch *b, int rc, const char *why) {
     if (g->inflight == b) {
         g->inflight = NULL;
         evtimer_del(g->tmo_ev);
+        pthread_mutex_lock(&g->mu);
+        g->busy = false;
+        pthread_mutex_unlock(&g->mu);
     }
     b->next = NULL;
     if (g->done_tail)
@@ -160,18 +175,30 @@ static void batch_done(api_ingest *g, batch *b, int rc, const char *why) {
     kick(g);
 }
 
-/* The waiting items fail (503) without being sent. */
-static void fail_waiting(api_ingest *g, const char *why) {
+static item *take_waiting(api_ingest *g) {
+    pthread_mutex_lock(&g->mu);
     item *list = g->head;
     g->head = g->tail = NULL;
+    pthread_mutex_unlock(&g->mu);
+    return list;
+}
+
+/* The waiting items fail (503) without being sent. */
+static void fail_waiting(api_ingest *g, const char *why) {
+    item *list = take_waiting(g);
     if (!list) return;
     batch *b = calloc(1, sizeof *b);
     if (!b) { /* answer them here: nothing else needs memory */
+        size_t events = 0;
         while (list) {
             item *next = list->next;
-            answer(g, list, JQ_ERR, NULL, "out of memory");
+            events += list->n;
+            answer(list, JQ_ERR, NULL, "out of memory");
             list = next;
         }
+        pthread_mutex_lock(&g->mu);
+        g->queued -= events;
+        pthread_mutex_unlock(&g->mu);
         return;
     }
     b->g = g;
@@ -445,26 +472,34 @@ static int build(api_ingest *g, batch *b) {
 
 /* Sends every waiting item as one batch (the connection is ready). */
 static void send_batch(api_ingest *g) {
-    item *list = g->head;
-    g->head = g->tail = NULL;
     batch *b = calloc(1, sizeof *b);
     if (!b) {
-        g->head = list; /* fail_waiting answers them without a batch */
         fail_waiting(g, "out of memory");
+        return;
+    }
+    pthread_mutex_lock(&g->mu);
+    item *list = g->head;
+    g->head = g->tail = NULL;
+    g->busy = list != NULL;
+    pthread_mutex_unlock(&g->mu);
+    if (!list) {
+        free(b);
         return;
     }
     b->g = g;
     b->items = list;
     if (build(g, b) != 0) {
+        g->inflight = b; /* batch_done clears g->busy */
         batch_done(g, b, JQ_ERR, "out of memory");
         return;
     }
     if (redisAsyncFormattedCommand(g->ac, on_reply, b, b->cmd, b->cmdlen) != REDIS_OK) {
+        g->inflight = b; /* batch_done clears g->busy */
         batch_done(g, b, JQ_ERR, "the job queue is unreachable");
         drop(g);
         return;
     }
-    g->inflight = b;
+    g->inflight = b; /* g->busy since the list was taken */
     arm_timeout(g);
     /* write now (not at the next loop turn): Redis works while we reply.  On
      * an I/O error hiredis tears the context down right here, and b comes
@@ -476,7 +511,10 @@ static void on_kick(evutil_socket_t fd, short what, void *arg) {
     ML_UNUSED(fd);
     ML_UNUSED(what);
     api_ingest *g = arg;
-    if (g->head && !g->inflight) {
+    pthread_mutex_lock(&g->mu);
+    bool waiting = g->head != NULL;
+    pthread_mutex_unlock(&g->mu);
+    if (waiting && !g->inflight) {
         if (g->state == ST_DOWN) connect_redis(g);
         if (g->state == ST_READY) send_batch(g);
     }
@@ -496,6 +534,7 @@ api_ingest *api_ingest_new(struct event_base *base, const cfg *c, char *err, siz
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&g->mu, NULL);
     g->base = base;
     if (rds_url_parse(c->redis_url, &g->u, err, errlen) != 0) goto fail;
     g->script = jq_enqueue_script(&g->script_len, err, errlen);
@@ -523,6 +562,7 @@ void api_ingest_free(api_ingest *g) {
     if (g->kick_ev) event_free(g->kick_ev);
     if (g->tmo_ev) event_free(g->tmo_ev);
     free(g->script);
+    pthread_mutex_destroy(&g->mu);
     free(g);
 }
 
@@ -530,7 +570,31 @@ void api_ingest_submit(api_req *r, long long org, char *rows, size_t len, size_t
                        int64_t max_us) {
     api_pending(r);
     api_ingest *g = api_loop_ingest(r->loop);
-    item *it = g && g->queued + n <= INGEST_MAX_QUEUED ? malloc(sizeof *it) : NULL;
+    item *it = g ? malloc(sizeof *it) : NULL;
+    bool kick_it = false;
+    if (it) {
+        *it = (item){.r = r,
+                     .org = org,
+                     .rows = rows,
+                     .len = len,
+                     .n = n,
+                     .min_us = min_us,
+                     .max_us = max_us};
+        pthread_mutex_lock(&g->mu);
+        if (g->queued + n <= INGEST_MAX_QUEUED) {
+            if (g->tail)
+                g->tail->next = it;
+            else
+                g->head = it;
+            g->tail = it;
+            g->queued += n;
+            kick_it = !g->busy; /* else the answer in flight kicks */
+        } else {
+            free(it);
+            it = NULL;
+        }
+        pthread_mutex_unlock(&g->mu);
+    }
     if (!it) {
         free(rows);
         api_header(r, "Retry-After", "1");
@@ -538,18 +602,5 @@ void api_ingest_submit(api_req *r, long long org, char *rows, size_t len, size_t
         api_complete(r);
         return;
     }
-    *it = (item){.r = r,
-                 .org = org,
-                 .rows = rows,
-                 .len = len,
-                 .n = n,
-                 .min_us = min_us,
-                 .max_us = max_us};
-    if (g->tail)
-        g->tail->next = it;
-    else
-        g->head = it;
-    g->tail = it;
-    g->queued += n;
-    if (!g->inflight) kick(g); /* else its reply kicks */
+    if (kick_it) kick(g); /* event_active: safe from any thread */
 }

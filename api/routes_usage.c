@@ -8,6 +8,10 @@
  * handler again on a database thread, which resolves the names in one query
  * per kind, fills the caches and enqueues the batch itself with r->jq.
  *
+ * The common body — one flat event of plain ASCII strings — is read without
+ * jansson (uin_fast.h; server.c then leaves r->json NULL); any other body
+ * goes through jx_loadb + uin_parse as before.
+ *
  * All-or-nothing: any invalid event → 422 listing every bad field, nothing
  * enqueued.  Customers and metrics are never deleted and external_id / code
  * never change, so a cached id stays right; entries still expire after
@@ -21,6 +25,7 @@
 #include "tcache.h"
 #include "ts.h"
 #include "uin.h"
+#include "uin_fast.h"
 #include "usage.h"
 #include <pthread.h>
 #include <stdlib.h>
@@ -45,19 +50,68 @@ typedef struct resolved {
     repo_metric_ref metric;
 } resolved;
 
+/* ---- a per-thread front for the catalog cache --------------------------
+ * A loop thread sees the same few customers and metrics again and again;
+ * a small direct-mapped table of what the shared cache answered saves the
+ * key formatting, the mutex and the hash per lookup.  Entries live
+ * TL_TTL_US (names never change meaning; see the top), misses are never
+ * kept. */
+#define TL_SLOTS  64
+#define TL_NAME   64 /* longer names always ask the shared cache */
+#define TL_TTL_US 1000000LL
+
+typedef struct tl_ent {
+    int64_t until; /* 0 = empty */
+    long long org;
+    char kind;
+    char name[TL_NAME + 1];
+    union {
+        long long customer;
+        repo_metric_ref metric;
+    } v;
+} tl_ent;
+
+static _Thread_local tl_ent tl_cat[TL_SLOTS];
+
+static tl_ent *tl_slot(char kind, long long org, const char *name, size_t len) {
+    uint64_t h = 1469598103934665603ULL ^ (uint64_t)org ^ ((uint64_t)(unsigned char)kind << 56);
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+    return &tl_cat[(h ^ (h >> 29)) % TL_SLOTS];
+}
+
+/* Copies len bytes of the value for (kind, org, name) into val; false on miss. */
+static bool cat_get(char kind, long long org, const char *name, void *val, size_t len,
+                    int64_t now) {
+    size_t nl = strlen(name);
+    tl_ent *t = nl <= TL_NAME ? tl_slot(kind, org, name, nl) : NULL;
+    if (t && t->until > now && t->kind == kind && t->org == org && !strcmp(t->name, name)) {
+        memcpy(val, &t->v, len);
+        return true;
+    }
+    tc *c = cat();
+    char k[300];
+    cat_key(k, sizeof k, kind, org, name);
+    if (!c || !tc_get(c, k, val, len)) return false;
+    if (t) {
+        t->until = now + TL_TTL_US;
+        t->org = org;
+        t->kind = kind;
+        memcpy(t->name, name, nl + 1);
+        memcpy(&t->v, val, len);
+    }
+    return true;
+}
+
 /* Fills res[] from the cache; returns how many lookups missed. */
 static size_t from_cache(long long org, const uin_batch *b, resolved *res) {
     size_t miss = 0;
-    tc *c = cat();
-    char k[300];
+    int64_t now = ts_now();
     for (size_t i = 0; i < b->n; i++) {
-        cat_key(k, sizeof k, 'c', org, b->ev[i].customer);
-        if (!c || !tc_get(c, k, &res[i].customer, sizeof res[i].customer)) {
+        if (!cat_get('c', org, b->ev[i].customer, &res[i].customer, sizeof res[i].customer, now)) {
             res[i].customer = 0;
             miss++;
         }
-        cat_key(k, sizeof k, 'm', org, b->ev[i].metric);
-        if (!c || !tc_get(c, k, &res[i].metric, sizeof res[i].metric)) {
+        if (!cat_get('m', org, b->ev[i].metric, &res[i].metric, sizeof res[i].metric, now)) {
             res[i].metric.id = 0;
             miss++;
         }
@@ -121,6 +175,13 @@ out:
     return rc;
 }
 
+/* No problem for check_resolved to report. */
+static bool all_resolved(const uin_batch *b, const resolved *res) {
+    for (size_t i = 0; i < b->n; i++)
+        if (!res[i].customer || !res[i].metric.id || res[i].metric.unique_property[0]) return false;
+    return true;
+}
+
 /* Unknown names and unique_count events without their property. */
 static void check_resolved(const uin_batch *b, const resolved *res, jx_errs *e) {
     for (size_t i = 0; i < b->n; i++) {
@@ -145,6 +206,7 @@ static void check_resolved(const uin_batch *b, const resolved *res, jx_errs *e) 
 static char *rows_text(const uin_batch *b, const resolved *res, size_t *len) {
     buf t;
     buf_init(&t);
+    buf_reserve(&t, 160 * b->n); /* a typical row; grows if need be */
     for (size_t i = 0; i < b->n; i++) {
         const uin_event *ev = &b->ev[i];
         char ts[TS_FMT_MAX];
@@ -185,27 +247,56 @@ static void enqueue_here(api_req *r, char *rows, size_t len, const uin_batch *b)
     api_json(r, 202, json_pack("{s:I, s:s}", "accepted", (json_int_t)b->n, "job_id", id));
 }
 
+/* The body as JSON when server.c left it to us (RT_FAST and not the flat
+ * shape uin_fast reads): the same checks and answers as server.c's. */
+static int load_json(api_req *r) {
+    char err[256];
+    r->json = jx_loadb(r->body, r->body_len, err, sizeof err);
+    if (!r->json) {
+        api_err(r, 400, "bad_request", "invalid JSON: %s", err);
+        return -1;
+    }
+    if (!json_is_object(r->json)) {
+        api_err(r, 400, "bad_request", "the body must be a JSON object");
+        return -1;
+    }
+    return 0;
+}
+
 void h_usage_ingest(api_req *r) {
     if (r->who.org_id == 0) { /* ROLE_ADMIN without ?org= cannot reach here (RT_ORG) */
         api_err(r, 400, "bad_request", "choose an organization with ?org=<slug>");
         return;
     }
-    jx_errs *e = jx_errs_new();
+    jx_errs *e = NULL;
     uin_batch b = {0};
-    resolved *res = NULL;
-    if (!e) {
-        api_err(r, 503, "unavailable", "out of memory");
-        return;
+    uin_fast f;
+    bool fast = false;
+    resolved one, *res = &one;
+    int64_t now = ts_now();
+    if (!r->json) {
+        fast = uin_fast_parse(r->body, r->body_len, now, &f);
+        if (!fast && load_json(r) != 0) return;
     }
-    if (uin_parse(r->json, ts_now(), &b, e) != 0) {
-        api_invalid(r, e);
+    if (fast) {
+        b = (uin_batch){
+            .ev = &f.ev, .n = 1, .single = true, .min_us = f.ev.ts_us, .max_us = f.ev.ts_us};
+    } else {
+        e = jx_errs_new();
+        if (!e) {
+            api_err(r, 503, "unavailable", "out of memory");
+            return;
+        }
+        if (uin_parse(r->json, now, &b, e) != 0) {
+            api_invalid(r, e);
+            goto out;
+        }
+    }
+    if (b.n > 1 && !(res = calloc(b.n, sizeof *res))) {
+        api_err(r, 503, "unavailable", "out of memory");
         goto out;
     }
-    res = calloc(b.n, sizeof *res);
-    if (!res) {
-        api_err(r, 503, "unavailable", "out of memory");
-        goto out;
-    }
+    if (b.n == 1) memset(&one, 0, sizeof one);
     if (from_cache(r->who.org_id, &b, res) > 0) {
         if (!r->db) {
             api_defer_db(r);
@@ -213,10 +304,16 @@ void h_usage_ingest(api_req *r) {
         }
         if (from_db(r, &b, res) != 0) goto out;
     }
-    check_resolved(&b, res, e);
-    if (jx_errs_count(e)) {
-        api_invalid(r, e);
-        goto out;
+    if (!all_resolved(&b, res)) {
+        if (!e && !(e = jx_errs_new())) {
+            api_err(r, 503, "unavailable", "out of memory");
+            goto out;
+        }
+        check_resolved(&b, res, e);
+        if (jx_errs_count(e)) {
+            api_invalid(r, e);
+            goto out;
+        }
     }
     size_t len = 0;
     char *rows = rows_text(&b, res, &len);
@@ -229,7 +326,7 @@ void h_usage_ingest(api_req *r) {
     else
         api_ingest_submit(r, r->who.org_id, rows, len, b.n, b.min_us, b.max_us); /* r is gone */
 out:
-    free(res);
-    uin_batch_free(&b);
+    if (res != &one) free(res);
+    if (!fast) uin_batch_free(&b);
     jx_errs_free(e);
 }

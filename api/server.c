@@ -10,7 +10,8 @@
  * its own); they authorize, run the handler and push the finished request
  * onto its loop's completion list, waking the loop with event_active
  * (libevent is built thread-aware: evthread_use_pthreads).  The loop sends the
- * reply.  Nothing in a loop thread waits on PostgreSQL or Redis.
+ * reply.  Nothing in a loop thread waits on PostgreSQL or Redis (loop 0
+ * also runs the usage batcher's asynchronous Redis connection, ingest.h).
  *
  * A client may close its connection while its request waits.  libevent 2.1
  * stops reading a connection while its request is being handled, so it would
@@ -28,8 +29,11 @@
  * asks for a database thread (api_defer_db), or hands the request on
  * (api_pending; the usage batcher answers it with api_complete).  A pending
  * request completes when both its taker and the thread that ran the handler
- * let go of it (r->hold).  A POST with an Idempotency-Key always takes the
- * database thread, where api_idem_begin / api_idem_end wrap the handler.
+ * let go of it (r->hold); when the last of them is r's own loop thread, the
+ * reply is sent right there, else r goes through the completion list.  A
+ * body of the common flat shape skips jansson (uin_fast.h, r->json NULL).
+ * A POST with an Idempotency-Key always takes the database thread, where
+ * api_idem_begin / api_idem_end wrap the handler.
  *
  * Request bodies reach evhttp through upload.c's per-connection filter,
  * which streams RT_UPLOAD bodies to spool files (r->upload) and turns a
@@ -57,6 +61,7 @@
 #include "upload.h"
 #include "stream.h"
 #include "ingest.h"
+#include "uin_fast.h"
 #include "repo.h"
 #include "log.h"
 #include "rnd.h"
@@ -75,7 +80,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,8 +98,8 @@ struct api_loop {
     struct event *stop_ev; /* activated by main: stop accepting */
     pthread_mutex_t mu;
     api_req *done_head, *done_tail;
-    upl_loop *upl; /* upload.c: the connection filter's per-loop state */
-    api_ingest *ingest; /* ingest.c: this loop's usage batcher */
+    upl_loop *upl;      /* upload.c: the connection filter's per-loop state */
+    api_ingest *ingest; /* ingest.c: the usage batcher (one, on loop 0) */
 };
 
 struct api_server {
@@ -105,6 +113,7 @@ struct api_server {
     pthread_cond_t qcv;
     api_req *qhead, *qtail;
     bool qstop;
+    api_ingest *ingest; /* the usage batcher; its Redis connection is loop 0's */
     atomic_int inflight;
     atomic_int db_busy;
     atomic_bool stopping;
@@ -522,9 +531,48 @@ static void *health_main(void *arg) {
 /* ------------------------------------------------------------------------ */
 /* routing                                                                   */
 
-static char *hdup(struct evkeyvalq *h, const char *k) {
-    const char *v = evhttp_find_header(h, k);
-    return v ? strdup(v) : NULL;
+/* The request headers kept in api_req: one pass over the headers instead of
+ * an evhttp_find_header scan per name.  The first of a name counts, as with
+ * evhttp_find_header.  off == SIZE_MAX: X-Request-Id, returned, not kept. */
+static const struct {
+    const char *name;
+    size_t len;
+    size_t off;
+} k_req_headers[] = {
+    {"Authorization", 13, offsetof(api_req, h_authorization)},
+    {"Content-Type", 12, offsetof(api_req, h_content_type)},
+    {"Host", 4, offsetof(api_req, h_host)},
+    {"X-Request-Id", 12, SIZE_MAX},
+    {"Idempotency-Key", 15, offsetof(api_req, h_idem_key)},
+    {"Cookie", 6, offsetof(api_req, h_cookie)},
+    {"Origin", 6, offsetof(api_req, h_origin)},
+    {"Sec-Fetch-Site", 14, offsetof(api_req, h_sec_fetch_site)},
+    {"User-Agent", 10, offsetof(api_req, h_user_agent)},
+    {"Referer", 7, offsetof(api_req, h_referer)},
+    {"Accept", 6, offsetof(api_req, h_accept)},
+    {"If-None-Match", 13, offsetof(api_req, h_if_none_match)},
+};
+
+/* Copies the kept headers into r; returns X-Request-Id (borrowed) or NULL.
+ * *oom is set when a copy failed. */
+static const char *read_headers(api_req *r, const struct evkeyvalq *ih, bool *oom) {
+    const char *rid = NULL;
+    *oom = false;
+    for (const struct evkeyval *h = ih->tqh_first; h; h = h->next.tqe_next) {
+        size_t kl = strlen(h->key);
+        for (size_t i = 0; i < ML_ARRAY_LEN(k_req_headers); i++) {
+            if (k_req_headers[i].len != kl || strcasecmp(k_req_headers[i].name, h->key) != 0)
+                continue;
+            if (k_req_headers[i].off == SIZE_MAX) {
+                if (!rid) rid = h->value;
+            } else {
+                char **f = (char **)(void *)((char *)r + k_req_headers[i].off);
+                if (!*f && !(*f = strdup(h->value))) *oom = true;
+            }
+            break;
+        }
+    }
+    return rid;
 }
 
 /* Returns the matching route index, or -1 (404) / -2 (405, allow filled). */
@@ -591,6 +639,12 @@ static bool is_json_type(const char *ct) {
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
+/* The handler will read this body with uin_fast_parse (RT_FAST). */
+static bool fast_body(const api_req *r) {
+    uin_fast f;
+    return uin_fast_parse(r->body, r->body_len, r->t0_us, &f);
+}
+
 static void on_request(struct evhttp_request *ev, void *arg) {
     api_loop *l = arg;
     api_server *s = l->srv;
@@ -610,7 +664,8 @@ static void on_request(struct evhttp_request *ev, void *arg) {
     snprintf(r->method, sizeof r->method, "%s", method_name(evhttp_request_get_command(ev)));
 
     struct evkeyvalq *ih = evhttp_request_get_input_headers(ev);
-    const char *rid = evhttp_find_header(ih, "X-Request-Id");
+    bool hoom;
+    const char *rid = read_headers(r, ih, &hoom);
     if (rid && valid_request_id(rid))
         snprintf(r->request_id, sizeof r->request_id, "%s", rid);
     else
@@ -629,20 +684,10 @@ static void on_request(struct evhttp_request *ev, void *arg) {
     const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
     r->path = strdup(path && *path ? path : "/");
     if (query) r->query = strdup(query);
-    r->h_authorization = hdup(ih, "Authorization");
-    r->h_cookie = hdup(ih, "Cookie");
-    r->h_origin = hdup(ih, "Origin");
-    r->h_host = hdup(ih, "Host");
-    r->h_sec_fetch_site = hdup(ih, "Sec-Fetch-Site");
-    r->h_user_agent = hdup(ih, "User-Agent");
-    r->h_content_type = hdup(ih, "Content-Type");
-    r->h_referer = hdup(ih, "Referer");
-    r->h_accept = hdup(ih, "Accept");
     r->upload = upl_take(l->upl, ev); /* a streamed or refused body (upload.c) */
-    r->h_idem_key = hdup(ih, "Idempotency-Key");
-    r->h_if_none_match = hdup(ih, "If-None-Match");
-    if (!r->h_idem_key && rid && valid_request_id(rid)) r->h_idem_key = strdup(rid);
-    if (!r->path || (query && !r->query)) {
+    if (!r->h_idem_key && rid && valid_request_id(rid) && !(r->h_idem_key = strdup(rid)))
+        hoom = true;
+    if (!r->path || (query && !r->query) || hoom) {
         api_err(r, 503, "unavailable", "out of memory");
         finish(r);
         return;
@@ -715,7 +760,12 @@ static void on_request(struct evhttp_request *ev, void *arg) {
         r->body[blen] = '\0';
         r->body_len = blen;
     }
-    if (r->route->flags & RT_JSON) {
+    /* RT_FAST (POST /v1/usage) without an Idempotency-Key: a body of the
+     * common flat shape is read by the handler itself without jansson
+     * (uin_fast.h).  Deciding here keeps the order of the answers: a body
+     * that is not JSON is a 400 before credentials are looked at. */
+    bool fast = (r->route->flags & RT_FAST) && !(r->h_idem_key && !strcmp(r->method, "POST"));
+    if ((r->route->flags & RT_JSON) && !(fast && fast_body(r))) {
         char err[256];
         r->json = jx_loadb(r->body, r->body_len, err, sizeof err);
         if (!r->json) {
@@ -735,7 +785,7 @@ static void on_request(struct evhttp_request *ev, void *arg) {
         finish(r);
         return;
     }
-    if ((r->route->flags & RT_FAST) && !(r->h_idem_key && !strcmp(r->method, "POST"))) {
+    if (fast) {
         /* Credentials and lookups from caches, no waiting: the handler
          * replies, hands r on (api_pending: its taker completes it), or asks
          * for a database thread (api_defer_db). */
@@ -845,8 +895,11 @@ static int loop_init(api_server *s, api_loop *l, char *err, size_t errlen) {
     evhttp_set_gencb(l->http, on_request, l);
     l->upl = upl_loop_new(l->http, s->cfg, err, errlen); /* streams bodies (upload.c) */
     if (!l->upl) return -1;
-    l->ingest = api_ingest_new(l->base, s->cfg, err, errlen); /* usage batcher (ingest.c) */
-    if (!l->ingest) return -1;
+    if (l == &s->loops[0]) { /* the usage batcher lives on loop 0 (ingest.c) */
+        s->ingest = api_ingest_new(l->base, s->cfg, err, errlen);
+        if (!s->ingest) return -1;
+    }
+    l->ingest = s->ingest;
     evhttp_set_allowed_methods(l->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
                                             EVHTTP_REQ_OPTIONS);
@@ -874,7 +927,11 @@ static int loop_init(api_server *s, api_loop *l, char *err, size_t errlen) {
 }
 
 static void loop_destroy(api_loop *l) {
-    api_ingest_free(l->ingest); /* normally done already (api_server_run) */
+    if (l == &l->srv->loops[0]) { /* its events live on this base; normally
+                                     freed already (api_server_run) */
+        api_ingest_free(l->srv->ingest);
+        l->srv->ingest = NULL;
+    }
     l->ingest = NULL;
     if (l->http) evhttp_free(l->http);
     if (l->done_ev) event_free(l->done_ev);
@@ -985,10 +1042,10 @@ out_stop:
         pthread_join(s->loops[i].th, NULL);
     }
     /* Requests completed after the loops stopped (grace over; the usage
-     * batchers answer what they still hold with 503): free them. */
+     * batcher answers what it still holds with 503): free them. */
+    api_ingest_free(s->ingest);
+    s->ingest = NULL;
     for (int i = 0; i < nl; i++) {
-        api_ingest_free(s->loops[i].ingest);
-        s->loops[i].ingest = NULL;
         api_req *r = s->loops[i].done_head;
         while (r) {
             api_req *n = r->next;

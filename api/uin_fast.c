@@ -1,0 +1,135 @@
+/* uin_fast.c — one flat usage event without jansson.  See uin_fast.h. */
+#include "fmacros.h"
+#include "uin_fast.h"
+
+enum { F_EVENT_ID, F_CUSTOMER, F_METRIC, F_EVENT_TYPE, F_QUANTITY, F_TIMESTAMP, F_EVENT_DATE, F_N };
+
+static const struct {
+    const char *name;
+    size_t len;
+} k_keys[F_N] = {
+    [F_EVENT_ID] = {"event_id", 8},      [F_CUSTOMER] = {"customer_id", 11},
+    [F_METRIC] = {"metric", 6},          [F_EVENT_TYPE] = {"event_type", 10},
+    [F_QUANTITY] = {"quantity", 8},      [F_TIMESTAMP] = {"timestamp", 9},
+    [F_EVENT_DATE] = {"event_date", 10},
+};
+
+static const char *skip_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* A string of printable ASCII without escapes at p ('"' … '"'): *s, *n its
+ * contents (borrowed).  The position after it, or NULL. */
+static const char *plain_string(const char *p, const char *end, const char **s, size_t *n) {
+    if (p >= end || *p != '"') return NULL;
+    const char *q = ++p;
+    while (q < end && *q != '"') {
+        unsigned char c = (unsigned char)*q;
+        if (c < 0x20 || c >= 0x7f || c == '\\') return NULL;
+        q++;
+    }
+    if (q >= end) return NULL;
+    *s = p;
+    *n = (size_t)(q - p);
+    return q + 1;
+}
+
+/* A JSON number of the plain form 0 | [1-9][0-9]* with an optional .[0-9]+
+ * (no sign, no exponent). */
+static const char *plain_number(const char *p, const char *end, const char **s, size_t *n) {
+    const char *q = p;
+    if (q >= end || *q < '0' || *q > '9') return NULL;
+    if (*q == '0')
+        q++;
+    else
+        while (q < end && *q >= '0' && *q <= '9') q++;
+    if (q < end && *q == '.') {
+        const char *f = ++q;
+        while (q < end && *q >= '0' && *q <= '9') q++;
+        if (q == f) return NULL;
+    }
+    if (q < end && (*q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))) return NULL;
+    if (q - p > 24) return NULL;
+    *s = p;
+    *n = (size_t)(q - p);
+    return q;
+}
+
+/* Copies s[0..n) into out->buf at *used, NUL-terminated. */
+static const char *keep(uin_fast *out, size_t *used, const char *s, size_t n) {
+    if (*used + n + 1 > sizeof out->buf) return NULL;
+    char *d = out->buf + *used;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    *used += n + 1;
+    return d;
+}
+
+bool uin_fast_parse(const char *body, size_t len, int64_t now_us, uin_fast *out) {
+    if (!body || len == 0 || len >= UIN_FAST_MAX) return false;
+    const char *p = body, *end = body + len;
+    const char *val[F_N] = {0};
+    size_t vlen[F_N] = {0};
+    p = skip_ws(p, end);
+    if (p >= end || *p != '{') return false;
+    p = skip_ws(p + 1, end);
+    for (;;) { /* an empty object lacks event_id: declined below */
+        const char *k, *v;
+        size_t kl, vl;
+        if (p < end && *p == '}') break;
+        if (!(p = plain_string(p, end, &k, &kl))) return false;
+        int f = -1;
+        for (int i = 0; i < F_N; i++)
+            if (k_keys[i].len == kl && memcmp(k_keys[i].name, k, kl) == 0) f = i;
+        if (f < 0 || val[f]) return false; /* unknown (or properties), or a duplicate */
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') return false;
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == '"')
+            p = plain_string(p, end, &v, &vl);
+        else if (f == F_QUANTITY) /* short: as jx_number_text gives it */
+            p = plain_number(p, end, &v, &vl);
+        else
+            return false;
+        if (!p) return false;
+        val[f] = v;
+        vlen[f] = vl;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            if (p < end && *p == '}') return false; /* trailing comma */
+            continue;
+        }
+        if (p >= end || *p != '}') return false;
+    }
+    if (skip_ws(p + 1, end) != end) return false;
+
+    /* the rules of uin.c parse_one, for the fields present */
+    if (!val[F_EVENT_ID] || !val[F_CUSTOMER]) return false;
+    if (!val[F_METRIC] == !val[F_EVENT_TYPE]) return false; /* none, or both */
+    if (val[F_TIMESTAMP] && val[F_EVENT_DATE]) return false;
+    int mf = val[F_METRIC] ? F_METRIC : F_EVENT_TYPE;
+    int tf = val[F_TIMESTAMP] ? F_TIMESTAMP : F_EVENT_DATE;
+    if (uev_event_id(val[F_EVENT_ID], vlen[F_EVENT_ID])) return false;
+    if (vlen[F_CUSTOMER] == 0 || vlen[F_CUSTOMER] > 128) return false; /* ASCII: bytes = chars */
+    if (vlen[mf] == 0) return false;
+    uin_event *ev = &out->ev;
+    memset(ev, 0, sizeof *ev);
+    size_t used = 0;
+    if (val[F_QUANTITY]) {
+        /* uev_quantity reads exactly len bytes */
+        if (uev_quantity(val[F_QUANTITY], vlen[F_QUANTITY], ev->quantity)) return false;
+    } else {
+        memcpy(ev->quantity, "1", 2);
+    }
+    if (val[tf]) {
+        if (uev_timestamp(val[tf], vlen[tf], now_us, &ev->ts_us)) return false;
+    } else {
+        ev->ts_us = now_us;
+    }
+    ev->event_id = keep(out, &used, val[F_EVENT_ID], vlen[F_EVENT_ID]);
+    ev->customer = keep(out, &used, val[F_CUSTOMER], vlen[F_CUSTOMER]);
+    ev->metric = keep(out, &used, val[mf], vlen[mf]);
+    return ev->event_id && ev->customer && ev->metric;
+}
