@@ -391,7 +391,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv) {
     char err[256];
     int rc;
     if (!rep) {
-        snprintf(err, sizeof err, "redis: %s", ac->errstr ? ac->errstr : "connection closed");
+        snprintf(err, sizeof err, "redis: %s",
+                 ac->errstr && ac->errstr[0] ? ac->errstr : "no answer (connection dropped)");
         rc = JQ_ERR;
     } else {
         rc = jq_enqueue_reply(rep, b->jobs, (size_t)b->njobs, err, sizeof err);
