@@ -39,7 +39,8 @@ enum {
 #define ROLES_ALL           (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE | ROLE_APPROVER | ROLE_VIEWER)
 #define ROLES_WRITE_CATALOG (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE)
 #define ROLES_OWNER         (ROLE_ADMIN | ROLE_OWNER)
-#define ROLES_INVOICE_FINANCE (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE)  /* generate, issue, void, paid */
+#define ROLES_INVOICE_FINANCE                                                                      \
+    (ROLE_ADMIN | ROLE_OWNER | ROLE_FINANCE) /* generate, issue, void, paid */
 #define ROLES_INVOICE_APPROVE (ROLE_ADMIN | ROLE_OWNER | ROLE_APPROVER) /* approve, reject */
 
 /* API-key scopes (bits) */
@@ -140,6 +141,7 @@ struct api_req {
     char *body;
     size_t body_len;
     json_t *json;
+    struct uin_batch *fast_batch; /* RT_FAST: the batch body as uin_fast_batch read it */
     char request_id[65];
     char *h_authorization, *h_cookie, *h_origin, *h_host, *h_sec_fetch_site, *h_user_agent,
         *h_content_type, *h_referer, *h_accept;
@@ -168,11 +170,11 @@ struct api_req {
     struct event *again_ev; /* loop thread: the timer between runs */
     int again_runs;         /* runs of a long poll so far, minus one */
     char again_note[32];    /* the handler's own note, kept across runs */
-    bool pending;       /* handed to another thread, which calls api_complete */
-    atomic_int hold;    /* while pending: completes when it drops to 0 */
-    bool defer_db;      /* RT_FAST handler on the loop thread: run me on a
-                           database thread instead */
-    int idem;           /* idempotency state (idem.c) */
+    bool pending;           /* handed to another thread, which calls api_complete */
+    atomic_int hold;        /* while pending: completes when it drops to 0 */
+    bool defer_db;          /* RT_FAST handler on the loop thread: run me on a
+                               database thread instead */
+    int idem;               /* idempotency state (idem.c) */
     char idem_key[96];
     char idem_fp[65];
     char idem_ct[96]; /* content type of a replayed answer (r->ctype points here) */

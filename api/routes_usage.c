@@ -8,9 +8,10 @@
  * handler again on a database thread, which resolves the names in one query
  * per kind, fills the caches and enqueues the batch itself with r->jq.
  *
- * The common body — one flat event of plain ASCII strings — is read without
- * jansson (uin_fast.h; server.c then leaves r->json NULL); any other body
- * goes through jx_loadb + uin_parse as before.
+ * The common bodies — one flat event of plain ASCII strings, or a batch of
+ * them — are read without jansson (uin_fast.h; server.c then leaves r->json
+ * NULL, and keeps a batch in r->fast_batch); any other body goes through
+ * jx_loadb + uin_parse.
  *
  * All-or-nothing: any invalid event → 422 listing every bad field, nothing
  * enqueued.  Customers and metrics are never deleted and external_id / code
@@ -274,14 +275,17 @@ void h_usage_ingest(api_req *r) {
     bool fast = false;
     resolved one, *res = &one;
     int64_t now = ts_now();
-    if (!r->json) {
+    if (r->fast_batch) {
+        b = *r->fast_batch; /* read by server.c; r keeps it (this may be a rerun) */
+        fast = true;
+    } else if (!r->json) {
         fast = uin_fast_parse(r->body, r->body_len, now, &f);
         if (!fast && load_json(r) != 0) return;
+        if (fast)
+            b = (uin_batch){
+                .ev = &f.ev, .n = 1, .single = true, .min_us = f.ev.ts_us, .max_us = f.ev.ts_us};
     }
-    if (fast) {
-        b = (uin_batch){
-            .ev = &f.ev, .n = 1, .single = true, .min_us = f.ev.ts_us, .max_us = f.ev.ts_us};
-    } else {
+    if (!fast) {
         e = jx_errs_new();
         if (!e) {
             api_err(r, 503, "unavailable", "out of memory");

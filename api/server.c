@@ -31,7 +31,8 @@
  * request completes when both its taker and the thread that ran the handler
  * let go of it (r->hold); when the last of them is r's own loop thread, the
  * reply is sent right there, else r goes through the completion list.  A
- * body of the common flat shape skips jansson (uin_fast.h, r->json NULL).
+ * body of the common flat shapes (one event, or a batch of them) skips
+ * jansson (uin_fast.h, r->json NULL, a batch kept in r->fast_batch).
  * A POST with an Idempotency-Key always takes the database thread, where
  * api_idem_begin / api_idem_end wrap the handler.
  *
@@ -145,6 +146,10 @@ static void req_free(api_req *r) {
     free(r->query);
     free(r->body);
     json_decref(r->json);
+    if (r->fast_batch) {
+        uin_batch_free(r->fast_batch);
+        free(r->fast_batch);
+    }
     free(r->h_authorization);
     free(r->h_cookie);
     free(r->h_origin);
@@ -639,10 +644,20 @@ static bool is_json_type(const char *ct) {
     return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
 }
 
-/* The handler will read this body with uin_fast_parse (RT_FAST). */
-static bool fast_body(const api_req *r) {
+/* The handler will read this body without jansson (RT_FAST): one flat
+ * event (read again there, which costs less than keeping it), or a batch of
+ * them, kept in r->fast_batch. */
+static bool fast_body(api_req *r) {
     uin_fast f;
-    return uin_fast_parse(r->body, r->body_len, r->t0_us, &f);
+    if (uin_fast_parse(r->body, r->body_len, r->t0_us, &f)) return true;
+    uin_batch *b = malloc(sizeof *b);
+    if (!b) return false; /* the full path says "out of memory" */
+    if (!uin_fast_batch(r->body, r->body_len, r->t0_us, b)) {
+        free(b);
+        return false;
+    }
+    r->fast_batch = b;
+    return true;
 }
 
 static void on_request(struct evhttp_request *ev, void *arg) {
@@ -761,9 +776,8 @@ static void on_request(struct evhttp_request *ev, void *arg) {
         r->body_len = blen;
     }
     /* RT_FAST (POST /v1/usage) without an Idempotency-Key: a body of the
-     * common flat shape is read by the handler itself without jansson
-     * (uin_fast.h).  Deciding here keeps the order of the answers: a body
-     * that is not JSON is a 400 before credentials are looked at. */
+     * common flat shapes is read without jansson (uin_fast.h).  Deciding here keeps the order of
+     * the answers: a body that is not JSON is a 400 before credentials are looked at. */
     bool fast = (r->route->flags & RT_FAST) && !(r->h_idem_key && !strcmp(r->method, "POST"));
     if ((r->route->flags & RT_JSON) && !(fast && fast_body(r))) {
         char err[256];

@@ -120,6 +120,7 @@ void uin_batch_free(uin_batch *b) {
     if (!b) return;
     for (size_t i = 0; i < b->n; i++) free(b->ev[i].properties);
     free(b->ev);
+    free(b->arena);
     memset(b, 0, sizeof *b);
 }
 

@@ -35,6 +35,7 @@ typedef struct uin_batch {
     size_t n;
     bool single; /* the body was one event */
     int64_t min_us, max_us;
+    char *arena; /* uin_fast_batch: the events' strings (malloc'd), else NULL */
 } uin_batch;
 
 /* 0 with *out filled (n >= 1), or -1 with every problem in e (out empty).

@@ -1,6 +1,7 @@
 /* uin_fast.c — one flat usage event without jansson.  See uin_fast.h. */
 #include "fmacros.h"
 #include "uin_fast.h"
+#include <stdlib.h>
 
 enum { F_EVENT_ID, F_CUSTOMER, F_METRIC, F_EVENT_TYPE, F_QUANTITY, F_TIMESTAMP, F_EVENT_DATE, F_N };
 
@@ -56,80 +57,135 @@ static const char *plain_number(const char *p, const char *end, const char **s, 
     return q;
 }
 
-/* Copies s[0..n) into out->buf at *used, NUL-terminated. */
-static const char *keep(uin_fast *out, size_t *used, const char *s, size_t n) {
-    if (*used + n + 1 > sizeof out->buf) return NULL;
-    char *d = out->buf + *used;
+/* Copies s[0..n) into the arena a at *used (of cap), NUL-terminated. */
+static const char *keep(char *a, size_t cap, size_t *used, const char *s, size_t n) {
+    if (*used + n + 1 > cap) return NULL;
+    char *d = a + *used;
     memcpy(d, s, n);
     d[n] = '\0';
     *used += n + 1;
     return d;
 }
 
-bool uin_fast_parse(const char *body, size_t len, int64_t now_us, uin_fast *out) {
-    if (!body || len == 0 || len >= UIN_FAST_MAX) return false;
-    const char *p = body, *end = body + len;
+/* One flat event object at p ('{' … '}'), checked by the rules of uin.c
+ * parse_one, into *ev (properties NULL) with its strings kept in the arena
+ * a (cap bytes, *used so far).  The position after the '}', or NULL. */
+static const char *flat_event(const char *p, const char *end, int64_t now_us, uin_event *ev,
+                              char *a, size_t cap, size_t *used) {
     const char *val[F_N] = {0};
     size_t vlen[F_N] = {0};
-    p = skip_ws(p, end);
-    if (p >= end || *p != '{') return false;
+    if (p >= end || *p != '{') return NULL;
     p = skip_ws(p + 1, end);
     for (;;) { /* an empty object lacks event_id: declined below */
         const char *k, *v;
         size_t kl, vl;
         if (p < end && *p == '}') break;
-        if (!(p = plain_string(p, end, &k, &kl))) return false;
+        if (!(p = plain_string(p, end, &k, &kl))) return NULL;
         int f = -1;
         for (int i = 0; i < F_N; i++)
             if (k_keys[i].len == kl && memcmp(k_keys[i].name, k, kl) == 0) f = i;
-        if (f < 0 || val[f]) return false; /* unknown (or properties), or a duplicate */
+        if (f < 0 || val[f]) return NULL; /* unknown (or properties), or a duplicate */
         p = skip_ws(p, end);
-        if (p >= end || *p != ':') return false;
+        if (p >= end || *p != ':') return NULL;
         p = skip_ws(p + 1, end);
         if (p < end && *p == '"')
             p = plain_string(p, end, &v, &vl);
         else if (f == F_QUANTITY) /* short: as jx_number_text gives it */
             p = plain_number(p, end, &v, &vl);
         else
-            return false;
-        if (!p) return false;
+            return NULL;
+        if (!p) return NULL;
         val[f] = v;
         vlen[f] = vl;
         p = skip_ws(p, end);
         if (p < end && *p == ',') {
             p = skip_ws(p + 1, end);
-            if (p < end && *p == '}') return false; /* trailing comma */
+            if (p < end && *p == '}') return NULL; /* trailing comma */
             continue;
         }
-        if (p >= end || *p != '}') return false;
+        if (p >= end || *p != '}') return NULL;
     }
-    if (skip_ws(p + 1, end) != end) return false;
 
     /* the rules of uin.c parse_one, for the fields present */
-    if (!val[F_EVENT_ID] || !val[F_CUSTOMER]) return false;
-    if (!val[F_METRIC] == !val[F_EVENT_TYPE]) return false; /* none, or both */
-    if (val[F_TIMESTAMP] && val[F_EVENT_DATE]) return false;
+    if (!val[F_EVENT_ID] || !val[F_CUSTOMER]) return NULL;
+    if (!val[F_METRIC] == !val[F_EVENT_TYPE]) return NULL; /* none, or both */
+    if (val[F_TIMESTAMP] && val[F_EVENT_DATE]) return NULL;
     int mf = val[F_METRIC] ? F_METRIC : F_EVENT_TYPE;
     int tf = val[F_TIMESTAMP] ? F_TIMESTAMP : F_EVENT_DATE;
-    if (uev_event_id(val[F_EVENT_ID], vlen[F_EVENT_ID])) return false;
-    if (vlen[F_CUSTOMER] == 0 || vlen[F_CUSTOMER] > 128) return false; /* ASCII: bytes = chars */
-    if (vlen[mf] == 0) return false;
-    uin_event *ev = &out->ev;
+    if (uev_event_id(val[F_EVENT_ID], vlen[F_EVENT_ID])) return NULL;
+    if (vlen[F_CUSTOMER] == 0 || vlen[F_CUSTOMER] > 128) return NULL; /* ASCII: bytes = chars */
+    if (vlen[mf] == 0) return NULL;
     memset(ev, 0, sizeof *ev);
-    size_t used = 0;
     if (val[F_QUANTITY]) {
         /* uev_quantity reads exactly len bytes */
-        if (uev_quantity(val[F_QUANTITY], vlen[F_QUANTITY], ev->quantity)) return false;
+        if (uev_quantity(val[F_QUANTITY], vlen[F_QUANTITY], ev->quantity)) return NULL;
     } else {
         memcpy(ev->quantity, "1", 2);
     }
     if (val[tf]) {
-        if (uev_timestamp(val[tf], vlen[tf], now_us, &ev->ts_us)) return false;
+        if (uev_timestamp(val[tf], vlen[tf], now_us, &ev->ts_us)) return NULL;
     } else {
         ev->ts_us = now_us;
     }
-    ev->event_id = keep(out, &used, val[F_EVENT_ID], vlen[F_EVENT_ID]);
-    ev->customer = keep(out, &used, val[F_CUSTOMER], vlen[F_CUSTOMER]);
-    ev->metric = keep(out, &used, val[mf], vlen[mf]);
-    return ev->event_id && ev->customer && ev->metric;
+    ev->event_id = keep(a, cap, used, val[F_EVENT_ID], vlen[F_EVENT_ID]);
+    ev->customer = keep(a, cap, used, val[F_CUSTOMER], vlen[F_CUSTOMER]);
+    ev->metric = keep(a, cap, used, val[mf], vlen[mf]);
+    return ev->event_id && ev->customer && ev->metric ? p + 1 : NULL;
+}
+
+bool uin_fast_parse(const char *body, size_t len, int64_t now_us, uin_fast *out) {
+    if (!body || len == 0 || len >= UIN_FAST_MAX) return false;
+    const char *end = body + len;
+    size_t used = 0;
+    const char *p =
+        flat_event(skip_ws(body, end), end, now_us, &out->ev, out->buf, sizeof out->buf, &used);
+    return p && skip_ws(p, end) == end;
+}
+
+bool uin_fast_batch(const char *body, size_t len, int64_t now_us, uin_batch *out) {
+    memset(out, 0, sizeof *out);
+    if (!body || len == 0) return false;
+    const char *p = skip_ws(body, body + len), *end = body + len, *k;
+    size_t kl, cap = 0, used = 0;
+    if (p >= end || *p != '{') return false;
+    p = skip_ws(p + 1, end);
+    if (!(p = plain_string(p, end, &k, &kl)) || kl != 6 || memcmp(k, "events", 6) != 0)
+        return false;
+    p = skip_ws(p, end);
+    if (p >= end || *p != ':') return false;
+    p = skip_ws(p + 1, end);
+    if (p >= end || *p != '[') return false;
+    p = skip_ws(p + 1, end);
+    /* every string is shorter than its quotes and text in the body: len
+     * bytes hold them all with their NULs */
+    if (!(out->arena = malloc(len))) return false;
+    for (;;) {
+        if (out->n == cap) {
+            if (cap == UIN_MAX_EVENTS) goto decline; /* too many: the full path says so */
+            size_t ncap = cap ? cap * 2 : 64;
+            if (ncap > UIN_MAX_EVENTS) ncap = UIN_MAX_EVENTS;
+            uin_event *grown = realloc(out->ev, ncap * sizeof *grown);
+            if (!grown) goto decline;
+            out->ev = grown;
+            cap = ncap;
+        }
+        uin_event *ev = &out->ev[out->n];
+        if (!(p = flat_event(p, end, now_us, ev, out->arena, len, &used))) goto decline;
+        if (out->n == 0 || ev->ts_us < out->min_us) out->min_us = ev->ts_us;
+        if (out->n == 0 || ev->ts_us > out->max_us) out->max_us = ev->ts_us;
+        out->n++;
+        p = skip_ws(p, end);
+        if (p < end && *p == ',') {
+            p = skip_ws(p + 1, end);
+            continue;
+        }
+        if (p < end && *p == ']') break;
+        goto decline;
+    }
+    p = skip_ws(p + 1, end);
+    if (p >= end || *p != '}' || skip_ws(p + 1, end) != end) goto decline;
+    return true;
+decline:
+    uin_batch_free(out);
+    return false;
 }
