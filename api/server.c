@@ -776,8 +776,9 @@ static void on_request(struct evhttp_request *ev, void *arg) {
         r->body_len = blen;
     }
     /* RT_FAST (POST /v1/usage) without an Idempotency-Key: a body of the
-     * common flat shapes is read without jansson (uin_fast.h).  Deciding here keeps the order of
-     * the answers: a body that is not JSON is a 400 before credentials are looked at. */
+     * common flat shapes is read without jansson (uin_fast.h).  Deciding
+     * here keeps the order of the answers: a body that is not JSON is a 400
+     * before credentials are looked at. */
     bool fast = (r->route->flags & RT_FAST) && !(r->h_idem_key && !strcmp(r->method, "POST"));
     if ((r->route->flags & RT_JSON) && !(fast && fast_body(r))) {
         char err[256];

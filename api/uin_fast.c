@@ -156,8 +156,8 @@ bool uin_fast_batch(const char *body, size_t len, int64_t now_us, uin_batch *out
     p = skip_ws(p + 1, end);
     if (p >= end || *p != '[') return false;
     p = skip_ws(p + 1, end);
-    /* every string is shorter than its quotes and text in the body: len
-     * bytes hold them all with their NULs */
+    /* a kept string takes its length + 1 (NUL) here and its length + 2
+     * (quotes) in the body: len bytes hold them all */
     if (!(out->arena = malloc(len))) return false;
     for (;;) {
         if (out->n == cap) {
