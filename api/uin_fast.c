@@ -20,6 +20,13 @@ static const char *skip_ws(const char *p, const char *end) {
     return p;
 }
 
+/* Whitespace, then c: the position after c and the whitespace that
+ * follows, or NULL. */
+static const char *expect(const char *p, const char *end, char c) {
+    p = skip_ws(p, end);
+    return p < end && *p == c ? skip_ws(p + 1, end) : NULL;
+}
+
 /* A string of printable ASCII without escapes at p ('"' … '"'): *s, *n its
  * contents (borrowed).  The position after it, or NULL. */
 static const char *plain_string(const char *p, const char *end, const char **s, size_t *n) {
@@ -85,9 +92,7 @@ static const char *flat_event(const char *p, const char *end, int64_t now_us, ui
         for (int i = 0; i < F_N; i++)
             if (k_keys[i].len == kl && memcmp(k_keys[i].name, k, kl) == 0) f = i;
         if (f < 0 || val[f]) return NULL; /* unknown (or properties), or a duplicate */
-        p = skip_ws(p, end);
-        if (p >= end || *p != ':') return NULL;
-        p = skip_ws(p + 1, end);
+        if (!(p = expect(p, end, ':'))) return NULL;
         if (p < end && *p == '"')
             p = plain_string(p, end, &v, &vl);
         else if (f == F_QUANTITY) /* short: as jx_number_text gives it */
@@ -145,17 +150,11 @@ bool uin_fast_parse(const char *body, size_t len, int64_t now_us, uin_fast *out)
 bool uin_fast_batch(const char *body, size_t len, int64_t now_us, uin_batch *out) {
     memset(out, 0, sizeof *out);
     if (!body || len == 0) return false;
-    const char *p = skip_ws(body, body + len), *end = body + len, *k;
+    const char *p, *end = body + len, *k;
     size_t kl, cap = 0, used = 0;
-    if (p >= end || *p != '{') return false;
-    p = skip_ws(p + 1, end);
-    if (!(p = plain_string(p, end, &k, &kl)) || kl != 6 || memcmp(k, "events", 6) != 0)
+    if (!(p = expect(body, end, '{')) || !(p = plain_string(p, end, &k, &kl)) || kl != 6 ||
+        memcmp(k, "events", 6) != 0 || !(p = expect(p, end, ':')) || !(p = expect(p, end, '[')))
         return false;
-    p = skip_ws(p, end);
-    if (p >= end || *p != ':') return false;
-    p = skip_ws(p + 1, end);
-    if (p >= end || *p != '[') return false;
-    p = skip_ws(p + 1, end);
     /* a kept string takes its length + 1 (NUL) here and its length + 2
      * (quotes) in the body: len bytes hold them all */
     if (!(out->arena = malloc(len))) return false;
@@ -182,8 +181,7 @@ bool uin_fast_batch(const char *body, size_t len, int64_t now_us, uin_batch *out
         if (p < end && *p == ']') break;
         goto decline;
     }
-    p = skip_ws(p + 1, end);
-    if (p >= end || *p != '}' || skip_ws(p + 1, end) != end) goto decline;
+    if (!(p = expect(p + 1, end, '}')) || p != end) goto decline;
     return true;
 decline:
     uin_batch_free(out);
